@@ -1,0 +1,22 @@
+import type { Scheduled } from './job.js';
+import { raincheck } from './middleware.js';
+
+export { Job, type JobState, Scheduled } from './job.js';
+export { type RaincheckMiddleware, raincheck } from './middleware.js';
+export { type RaincheckOptions, type ResponseOutcome, succeeded } from './options.js';
+export { RaincheckJobError } from './report.js';
+export { QUEUE } from './schedule.js';
+export default raincheck;
+
+declare module 'koa' {
+  interface ExtendableContext {
+    /**
+     * Calls `fn(...args)` after the response has been sent, without making the client wait. Identical calls
+     * in one request (same `fn`, equal `args`) run once. Needs `app.use(raincheck())` upstream.
+     * @returns whether the call was queued or collapsed into an earlier one, and `.always()` to run the
+     * job even if the request fails.
+     * @throws {TypeError} when `fn` is not a function.
+     */
+    raincheck<Args extends unknown[]>(fn: (...args: Args) => unknown, ...args: NoInfer<Args>): Scheduled;
+  }
+}

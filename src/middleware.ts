@@ -1,0 +1,49 @@
+import type { Middleware } from 'koa';
+import { type RaincheckOptions, resolveOptions } from './options.js';
+import { Runner } from './runner.js';
+import { handOff, type RaincheckContext, RUNNER, scheduleOnContext } from './schedule.js';
+
+/** The middleware `raincheck()` returns, with a way to wait for its jobs. */
+export interface RaincheckMiddleware extends Middleware {
+  /**
+   * Resolves when every job scheduled through this middleware has settled: the ones waiting for their
+   * response to be over and the ones running. For tests and graceful shutdown.
+   */
+  onIdle(): Promise<void>;
+  /** How many jobs are scheduled and not yet settled. */
+  readonly pending: number;
+}
+
+/**
+ * Makes `ctx.raincheck(fn, ...args)` available to the middleware after this one.
+ * @throws {TypeError} when an option is unknown or of the wrong type.
+ */
+export function raincheck(options?: RaincheckOptions): RaincheckMiddleware {
+  const runner = new Runner(resolveOptions(options));
+
+  const middleware = async function raincheck(ctx: RaincheckContext, next: () => Promise<unknown>) {
+    // Mounted twice (or by two routers): the outermost one owns the request, so no job runs twice.
+    if (ctx[RUNNER] !== undefined) return next();
+    ctx[RUNNER] = runner;
+    if (ctx.raincheck !== scheduleOnContext) {
+      Object.defineProperty(ctx.app.context, 'raincheck', {
+        value: scheduleOnContext,
+        configurable: true,
+        writable: true,
+      });
+    }
+    // Koa writes the response only after this returns: wait for it from an event, never here.
+    try {
+      await next();
+    } catch (error) {
+      handOff(ctx, true, error);
+      throw error;
+    }
+    handOff(ctx, false, undefined);
+  };
+
+  return Object.defineProperties(middleware as unknown as RaincheckMiddleware, {
+    onIdle: { value: () => runner.onIdle() },
+    pending: { get: () => runner.pending },
+  });
+}

@@ -1,0 +1,119 @@
+import type { Context } from 'koa';
+import type { Job } from './job.js';
+import { emitOnApp, logDrop, type RaincheckJobError } from './report.js';
+
+/** How a request ended, as `runWhen` and `onDrop` see it. */
+export interface ResponseOutcome {
+  /** The status code of the response (`res.statusCode`) once it was over. */
+  readonly status: number;
+  /** `true` when the middleware downstream of `raincheck()` threw or rejected. */
+  readonly threw: boolean;
+  /** What it threw, when `threw` is `true`. */
+  readonly error: unknown;
+  /**
+   * `true` when the connection closed before the whole response had been handed to the socket: a client
+   * that went away, an HTTP/2 stream reset.
+   */
+  readonly aborted: boolean;
+}
+
+export interface RaincheckOptions {
+  /**
+   * Identical calls in one request (the same function, equal arguments) run once. The first call keeps its
+   * place in the order; later ones return a `Scheduled` with `deduped: true`.
+   * @default true
+   */
+  readonly dedupe?: boolean;
+
+  /**
+   * `true`: after the response, start every job of the request at once, each on its own.
+   * `false`: run them one after another in the order scheduled, each awaited before the next.
+   * Either way they run after the response and never hold up the connection.
+   * @default true
+   */
+  readonly runAsync?: boolean;
+
+  /**
+   * Run each job the moment `ctx.raincheck()` is called, before the response, whatever the request's
+   * outcome. For debugging and tests, like dj-raincheck's `RAINCHECK_IMMEDIATE`. Dedupe still applies.
+   * @default false
+   */
+  readonly immediate?: boolean;
+
+  /**
+   * Decides, once the response is over, whether the request's jobs run. Jobs scheduled with `.always()` run
+   * whatever it says; the others are dropped and reported to `onDrop`.
+   * @default ({ threw, status }) => !threw && status < 400
+   */
+  readonly runWhen?: (outcome: ResponseOutcome) => boolean;
+
+  /**
+   * Receives every job failure, as a `RaincheckJobError` (a real `Error` naming the job, with what the job
+   * threw as its `cause`). If it throws, that is contained and emitted as a process warning.
+   * @default (error, job, ctx) => ctx.app.emit('error', error, ctx)
+   */
+  readonly onError?: (error: RaincheckJobError, job: Job, ctx: Context) => unknown;
+
+  /**
+   * Receives every job that is not run because `runWhen` said no.
+   * @default a line under `NODE_DEBUG=koa-raincheck`
+   */
+  readonly onDrop?: (job: Job, outcome: ResponseOutcome, ctx: Context) => unknown;
+}
+
+/** The options with every default filled in. */
+export type Settings = { readonly [K in keyof RaincheckOptions]-?: Exclude<RaincheckOptions[K], undefined> };
+
+/** The default `runWhen`: a request that failed, by a throw or by its status, does not run its jobs. */
+export function succeeded(outcome: ResponseOutcome): boolean {
+  return !outcome.threw && outcome.status < 400;
+}
+
+const defaults: Settings = {
+  dedupe: true,
+  runAsync: true,
+  immediate: false,
+  runWhen: succeeded,
+  onError: emitOnApp,
+  onDrop: logDrop,
+};
+
+const expected: { readonly [K in keyof Settings]: 'boolean' | 'function' } = {
+  dedupe: 'boolean',
+  runAsync: 'boolean',
+  immediate: 'boolean',
+  runWhen: 'function',
+  onError: 'function',
+  onDrop: 'function',
+};
+
+/** Fills in the defaults, throwing a `TypeError` for anything that is not an option or not of its type. */
+export function resolveOptions(options: RaincheckOptions | undefined): Settings {
+  if (options === undefined) return defaults;
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new TypeError(`Expected \`options\` to be an object, got \`${typeName(options)}\``);
+  }
+  for (const [name, value] of Object.entries(options)) {
+    if (!Object.hasOwn(expected, name)) {
+      throw new TypeError(
+        `Unknown option \`${name}\`; expected one of ${Object.keys(expected)
+          .map((known) => `\`${known}\``)
+          .join(', ')}`,
+      );
+    }
+    const type = expected[name as keyof Settings];
+    if (value !== undefined && typeof value !== type) {
+      throw new TypeError(`Expected \`options.${name}\` to be a ${type}, got \`${typeName(value)}\``);
+    }
+  }
+  const settings: Record<string, unknown> = { ...defaults };
+  for (const [name, value] of Object.entries(options)) if (value !== undefined) settings[name] = value;
+  return settings as Settings;
+}
+
+/** A short name for the type of a value, for error messages. */
+export function typeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  return typeof value;
+}

@@ -1,0 +1,250 @@
+import { Readable } from 'node:stream';
+import { expect } from 'chai';
+import type Koa from 'koa';
+import request from 'supertest';
+import { Scheduled } from '../../src/index.js';
+import { appWith, deferred, listen, Timeline } from '../helpers.js';
+
+describe('ctx.raincheck(fn, ...args)', () => {
+  it('runs the job after the response has been sent, with the arguments given', async () => {
+    const { app, rc } = appWith();
+    const calls: unknown[][] = [];
+    let finishedBeforeJob: boolean | undefined;
+    app.use(async (ctx) => {
+      ctx.raincheck(
+        (to: string, subject: string) => {
+          finishedBeforeJob = ctx.res.writableFinished;
+          calls.push([to, subject]);
+        },
+        'a@example.com',
+        'Hello',
+      );
+      ctx.body = 'ok';
+    });
+    await request(app.callback()).get('/').expect(200, 'ok');
+    await rc.onIdle();
+    expect(calls).to.deep.equal([['a@example.com', 'Hello']]);
+    expect(finishedBeforeJob).to.equal(true);
+  });
+
+  it('does not make the client wait for a slow job', async () => {
+    const { app, rc } = appWith();
+    const clientHasResponse = deferred();
+    const timeline = new Timeline();
+    app.use(async (ctx) => {
+      ctx.raincheck(async () => {
+        timeline.add('job started');
+        // The job cannot end before the client has its response: if the response waited for the job,
+        // this test would hang and time out.
+        await clientHasResponse.promise;
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        timeline.add('job finished');
+      });
+      ctx.body = 'ok';
+    });
+    await request(app.callback()).get('/').expect(200);
+    timeline.add('response received');
+    clientHasResponse.resolve();
+    await rc.onIdle();
+    expect(timeline.indexOf('response received')).to.be.lessThan(timeline.indexOf('job finished'));
+  });
+
+  it('starts jobs only after the downstream middleware has resolved', async () => {
+    const { app, rc } = appWith();
+    const timeline = new Timeline();
+    app.use(async (_ctx, next) => {
+      await next();
+      await new Promise((resolve) => setImmediate(resolve));
+      timeline.add('upstream done');
+    });
+    app.use(async (ctx) => {
+      ctx.raincheck(() => timeline.add('job'));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      timeline.add('handler done');
+      ctx.body = 'ok';
+    });
+    await request(app.callback()).get('/').expect(200);
+    await rc.onIdle();
+    expect(timeline.events).to.deep.equal(['handler done', 'upstream done', 'job']);
+  });
+
+  it('waits for a streamed body to end', async () => {
+    const { app, rc } = appWith();
+    const timeline = new Timeline();
+    app.use(async (ctx) => {
+      const chunks = ['one ', 'two ', 'three'];
+      ctx.type = 'text/plain';
+      ctx.body = new Readable({
+        read() {
+          const chunk = chunks.shift();
+          setTimeout(() => {
+            if (chunk === undefined) {
+              timeline.add('stream ended');
+              this.push(null);
+            } else this.push(chunk);
+          }, 20);
+        },
+      });
+      ctx.raincheck(() => timeline.add(`job (res finished: ${ctx.res.writableFinished})`));
+    });
+    await request(app.callback()).get('/').expect(200, 'one two three');
+    await rc.onIdle();
+    expect(timeline.events).to.deep.equal(['stream ended', 'job (res finished: true)']);
+  });
+
+  it('waits for user code to end the response when ctx.respond is false', async () => {
+    const { app, rc } = appWith();
+    const timeline = new Timeline();
+    app.use(async (ctx) => {
+      ctx.respond = false;
+      ctx.raincheck(() => timeline.add(`job (res finished: ${ctx.res.writableFinished})`));
+      ctx.res.writeHead(200, { 'content-type': 'text/plain' });
+      ctx.res.write('partial ');
+      setTimeout(() => {
+        timeline.add('user code ends response');
+        ctx.res.end('done');
+      }, 50);
+    });
+    await request(app.callback()).get('/').expect(200, 'partial done');
+    await rc.onIdle();
+    expect(timeline.events).to.deep.equal(['user code ends response', 'job (res finished: true)']);
+  });
+
+  it('returns a Scheduled that says whether the call was queued or collapsed', async () => {
+    const { app, rc } = appWith();
+    const returned: Scheduled[] = [];
+    const noop = (_n: number) => {};
+    app.use(async (ctx) => {
+      returned.push(ctx.raincheck(noop, 1), ctx.raincheck(noop, 1), ctx.raincheck(noop, 2));
+      ctx.body = 'ok';
+    });
+    await request(app.callback()).get('/').expect(200);
+    await rc.onIdle();
+    expect(returned.map((s) => s instanceof Scheduled)).to.deep.equal([true, true, true]);
+    expect(returned.map((s) => s.deduped)).to.deep.equal([false, true, false]);
+    expect(returned[1]?.job).to.equal(returned[0]?.job);
+    expect(returned.map((s) => s.job.state)).to.deep.equal(['succeeded', 'succeeded', 'succeeded']);
+  });
+
+  it('throws a TypeError at the call site when fn is not a function', async () => {
+    const { app } = appWith();
+    const thrown: unknown[] = [];
+    app.use(async (ctx) => {
+      for (const bad of ['sendEmail', undefined, null, 42, {}]) {
+        try {
+          (ctx.raincheck as (fn: unknown) => unknown)(bad);
+        } catch (error) {
+          thrown.push(error);
+        }
+      }
+      ctx.body = 'ok';
+    });
+    await request(app.callback()).get('/').expect(200);
+    expect(thrown.map((e) => (e as Error).constructor)).to.deep.equal(Array(5).fill(TypeError));
+    expect(thrown.map((e) => (e as Error).message)).to.deep.equal([
+      'Expected `fn` to be a function, got `string`',
+      'Expected `fn` to be a function, got `undefined`',
+      'Expected `fn` to be a function, got `null`',
+      'Expected `fn` to be a function, got `number`',
+      'Expected `fn` to be a function, got `object`',
+    ]);
+  });
+
+  it('throws a clear error when the raincheck() middleware is not upstream', async () => {
+    const { app } = appWith();
+    let thrown: unknown;
+    const other = new (app.constructor as typeof Koa)();
+    other.context = app.context; // shares the installed method, but requests skip the middleware
+    other.use(async (ctx) => {
+      try {
+        ctx.raincheck(() => {});
+      } catch (error) {
+        thrown = error;
+      }
+      ctx.body = 'ok';
+    });
+    await request(app.callback()).get('/'); // installs ctx.raincheck on app.context
+    await request(other.callback()).get('/').expect(200);
+    expect(thrown).to.be.instanceOf(Error);
+    expect((thrown as Error).message).to.match(/did not pass through the raincheck\(\) middleware/);
+  });
+
+  describe('scheduled late', () => {
+    it('runs a job scheduled from inside a running job', async () => {
+      const { app, rc } = appWith();
+      const ran: string[] = [];
+      app.use(async (ctx) => {
+        ctx.raincheck(() => {
+          ran.push('first');
+          ctx.raincheck(() => ran.push('scheduled by first'));
+        });
+        ctx.body = 'ok';
+      });
+      await request(app.callback()).get('/').expect(200);
+      await rc.onIdle();
+      expect(ran).to.deep.equal(['first', 'scheduled by first']);
+    });
+
+    it('runs a job scheduled from a timer after the response has finished', async () => {
+      const { app, rc } = appWith();
+      const late = deferred<boolean>();
+      app.use(async (ctx) => {
+        ctx.res.on('finish', () => {
+          setTimeout(() => ctx.raincheck(() => late.resolve(ctx.res.writableFinished)), 10);
+        });
+        ctx.body = 'ok';
+      });
+      await request(app.callback()).get('/').expect(200);
+      expect(await late.promise).to.equal(true);
+      await rc.onIdle();
+    });
+
+    it('runs a late job of a request that scheduled nothing during the request', async () => {
+      const { app, rc } = appWith();
+      const late = deferred<string>();
+      app.use(async (ctx) => {
+        ctx.res.on('finish', () => setImmediate(() => ctx.raincheck(late.resolve, 'ran')));
+        ctx.body = 'ok';
+      });
+      await request(app.callback()).get('/').expect(200);
+      expect(await late.promise).to.equal('ran');
+      await rc.onIdle();
+    });
+  });
+
+  it('keeps concurrent requests apart: each job runs once, with its own request’s arguments', async () => {
+    const { app, rc } = appWith();
+    const runs: Array<{ id: string; seenBy: string }> = [];
+    app.use(async (ctx) => {
+      const id = String(ctx.query.id);
+      ctx.raincheck((jobId: string) => {
+        runs.push({ id: jobId, seenBy: id });
+      }, id);
+      // Interleave: requests finish in a different order than they started.
+      await new Promise((resolve) => setTimeout(resolve, (Number(id) * 7) % 23));
+      ctx.raincheck((jobId: string) => runs.push({ id: `${jobId}-second`, seenBy: id }), id);
+      ctx.body = id;
+    });
+    const { url, close } = await listen(app);
+    try {
+      const ids = Array.from({ length: 60 }, (_, i) => String(i));
+      const bodies = await Promise.all(
+        ids.map((id) =>
+          request(url)
+            .get(`/?id=${id}`)
+            .then((r) => r.text),
+        ),
+      );
+      expect(bodies).to.deep.equal(ids);
+      await rc.onIdle();
+    } finally {
+      await close();
+    }
+    const expected = Array.from({ length: 60 }, (_, i) => [
+      { id: String(i), seenBy: String(i) },
+      { id: `${i}-second`, seenBy: String(i) },
+    ]).flat();
+    expect(runs).to.have.deep.members(expected);
+    expect(runs).to.have.length(expected.length);
+  });
+});
