@@ -1,0 +1,151 @@
+import { expect } from 'chai';
+import type Koa from 'koa';
+import request from 'supertest';
+import type { Scheduled } from '../../src/index.js';
+import { appWith } from '../helpers.js';
+
+describe('raincheck({ dedupe })', () => {
+  /** Runs one request whose handler schedules through `schedule`, and returns what ran, in order. */
+  async function ranIn(
+    schedule: (ctx: Koa.Context, ran: unknown[][]) => void,
+    options: Parameters<typeof appWith>[0] = {},
+  ): Promise<unknown[][]> {
+    const { app, rc, errors } = appWith(options);
+    const ran: unknown[][] = [];
+    app.use(async (ctx) => {
+      schedule(ctx, ran);
+      ctx.body = 'ok';
+    });
+    await request(app.callback()).get('/').expect(200, 'ok');
+    await rc.onIdle();
+    expect(errors).to.deep.equal([]);
+    return ran;
+  }
+
+  it('runs identical calls once, the first one keeping its place in the order', async () => {
+    const ran = await ranIn((ctx, ran) => {
+      const a = (...args: unknown[]) => ran.push(['a', ...args]);
+      const b = (...args: unknown[]) => ran.push(['b', ...args]);
+      ctx.raincheck(a, 1, 'x');
+      ctx.raincheck(b, 1, 'x');
+      ctx.raincheck(a, 2, 'x');
+      ctx.raincheck(a, 1, 'x');
+      ctx.raincheck(b, 1, 'x');
+    });
+    expect(ran).to.deep.equal([
+      ['a', 1, 'x'],
+      ['b', 1, 'x'],
+      ['a', 2, 'x'],
+    ]);
+  });
+
+  it('treats objects with the same keys in another order as equal', async () => {
+    const ran = await ranIn((ctx, ran) => {
+      const save = (record: object) => ran.push([record]);
+      ctx.raincheck(save, { a: 1, b: 2, nested: { x: [1, 2], y: 'y' } });
+      ctx.raincheck(save, { nested: { y: 'y', x: [1, 2] }, b: 2, a: 1 });
+      ctx.raincheck(save, { a: 1, b: 2, nested: { x: [2, 1], y: 'y' } }); // arrays are ordered
+    });
+    expect(ran).to.have.length(2);
+  });
+
+  it('tells apart arguments that only look alike', async () => {
+    const ran = await ranIn((ctx, ran) => {
+      const job = (...args: unknown[]) => ran.push(args);
+      ctx.raincheck(job, 1);
+      ctx.raincheck(job, '1');
+      ctx.raincheck(job, 'a,b');
+      ctx.raincheck(job, 'a', 'b');
+      ctx.raincheck(job, null);
+      ctx.raincheck(job, undefined);
+      ctx.raincheck(job);
+      ctx.raincheck(job, true);
+      ctx.raincheck(job, 1n);
+    });
+    expect(ran).to.have.length(9);
+  });
+
+  it('keeps two closures with the same source and different captured values apart', async () => {
+    const ran = await ranIn((ctx, ran) => {
+      const makeJob = (who: string) => () => ran.push([who]);
+      ctx.raincheck(makeJob('alice'));
+      ctx.raincheck(makeJob('bob'));
+    });
+    expect(ran).to.deep.equal([['alice'], ['bob']]);
+  });
+
+  it('keeps calls apart whose arguments hold different functions with the same source', async () => {
+    const ran = await ranIn((ctx, ran) => {
+      const notify = (callback: () => void, options: { then: () => void }) => {
+        callback();
+        options.then();
+      };
+      const callbackFor = (who: string) => () => ran.push([who]);
+      const alice = callbackFor('alice');
+      const bob = callbackFor('bob');
+      ctx.raincheck(notify, alice, { then: alice });
+      ctx.raincheck(notify, bob, { then: bob });
+      ctx.raincheck(notify, alice, { then: alice }); // the same functions: a duplicate
+    });
+    expect(ran).to.deep.equal([['alice'], ['alice'], ['bob'], ['bob']]);
+  });
+
+  it('runs, without deduping, calls whose arguments cannot be fingerprinted', async () => {
+    const returned: Scheduled[] = [];
+    const ran = await ranIn((ctx, ran) => {
+      const job = (...args: unknown[]) => ran.push([args.length]);
+      const throwingGetter = Object.defineProperty({}, 'boom', {
+        enumerable: true,
+        get() {
+          throw new Error('getter');
+        },
+      });
+      const promise = Promise.resolve(1);
+      const signal = new AbortController().signal;
+      for (const arg of [promise, signal, ctx, throwingGetter, new WeakMap()]) {
+        returned.push(ctx.raincheck(job, arg), ctx.raincheck(job, arg));
+      }
+    });
+    expect(ran).to.have.length(10);
+    expect(returned.every((s) => !s.deduped && s.job.key === undefined)).to.equal(true);
+  });
+
+  it('collapses a late call into an identical one made earlier in the request', async () => {
+    const ran = await ranIn((ctx, ran) => {
+      const job = (n: number) => {
+        ran.push([n]);
+        ctx.raincheck(job, 1); // identical to the call that scheduled this job: collapsed
+        if (n === 1) ctx.raincheck(job, 2);
+      };
+      ctx.raincheck(job, 1);
+    });
+    expect(ran).to.deep.equal([[1], [2]]);
+  });
+
+  it('runs every call with dedupe: false', async () => {
+    const ran = await ranIn(
+      (ctx, ran) => {
+        const job = (n: number) => ran.push([n]);
+        ctx.raincheck(job, 1);
+        ctx.raincheck(job, 1);
+        ctx.raincheck(job, 1);
+      },
+      { dedupe: false },
+    );
+    expect(ran).to.deep.equal([[1], [1], [1]]);
+  });
+
+  it('never dedupes across requests', async () => {
+    const { app, rc } = appWith();
+    const ran: string[] = [];
+    const job = (who: string) => ran.push(who);
+    app.use(async (ctx) => {
+      ctx.raincheck(job, 'same');
+      ctx.body = 'ok';
+    });
+    await request(app.callback()).get('/');
+    await request(app.callback()).get('/');
+    await rc.onIdle();
+    expect(ran).to.deep.equal(['same', 'same']);
+  });
+});
