@@ -76,16 +76,16 @@ describe('raincheck({ dedupe })', () => {
 
   it('keeps calls apart whose arguments hold different functions with the same source', async () => {
     const ran = await ranIn((ctx, ran) => {
-      const notify = (callback: () => void, options: { then: () => void }) => {
+      const notify = (callback: () => void, options: { onDone: () => void }) => {
         callback();
-        options.then();
+        options.onDone();
       };
       const callbackFor = (who: string) => () => ran.push([who]);
       const alice = callbackFor('alice');
       const bob = callbackFor('bob');
-      ctx.raincheck(notify, alice, { then: alice });
-      ctx.raincheck(notify, bob, { then: bob });
-      ctx.raincheck(notify, alice, { then: alice }); // the same functions: a duplicate
+      ctx.raincheck(notify, alice, { onDone: alice });
+      ctx.raincheck(notify, bob, { onDone: bob });
+      ctx.raincheck(notify, alice, { onDone: alice }); // the same functions: a duplicate
     });
     expect(ran).to.deep.equal([['alice'], ['alice'], ['bob'], ['bob']]);
   });

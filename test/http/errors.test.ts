@@ -93,7 +93,7 @@ describe('raincheck({ onError })', () => {
     expect(seen).to.have.length(1);
     expect(seen[0]?.job.name).to.equal('writeAudit');
     expect(seen[0]?.path).to.equal('/signup');
-    expect((seen[0]?.error.cause as Error).message).to.equal('db down');
+    expect((seen[0]?.error.cause as Error | undefined)?.message).to.equal('db down');
   });
 
   it('contains an onError that throws or rejects, and still runs the other jobs', async () => {

@@ -29,7 +29,7 @@ describe('raincheck({ runWhen, onDrop })', () => {
     expect(ran).to.deep.equal([]);
     expect(dropped.map((d) => d.name)).to.deep.equal(['audit']);
     expect(dropped[0]?.outcome).to.include({ status: 500, threw: true, aborted: false });
-    expect((dropped[0]?.outcome.error as Error).message).to.equal('boom');
+    expect((dropped[0]?.outcome.error as Error | undefined)?.message).to.equal('boom');
   });
 
   it('drops the jobs of a request that ended with a status of 400 or more', async () => {
