@@ -23,7 +23,7 @@ export interface RaincheckOptions {
    * place in the order; later ones return a `Scheduled` with `deduped: true`.
    * @default true
    */
-  readonly dedupe?: boolean;
+  readonly dedupe?: boolean | undefined;
 
   /**
    * `true`: after the response, start every job of the request at once, each on its own.
@@ -31,34 +31,34 @@ export interface RaincheckOptions {
    * Either way they run after the response and never hold up the connection.
    * @default true
    */
-  readonly runAsync?: boolean;
+  readonly runAsync?: boolean | undefined;
 
   /**
    * Run each job the moment `ctx.raincheck()` is called, before the response, whatever the request's
    * outcome. For debugging and tests, like dj-raincheck's `RAINCHECK_IMMEDIATE`. Dedupe still applies.
    * @default false
    */
-  readonly immediate?: boolean;
+  readonly immediate?: boolean | undefined;
 
   /**
    * Decides, once the response is over, whether the request's jobs run. Jobs scheduled with `.always()` run
    * whatever it says; the others are dropped and reported to `onDrop`.
    * @default ({ threw, status }) => !threw && status < 400
    */
-  readonly runWhen?: (outcome: ResponseOutcome) => boolean;
+  readonly runWhen?: ((outcome: ResponseOutcome) => boolean) | undefined;
 
   /**
    * Receives every job failure, as a `RaincheckJobError` (a real `Error` naming the job, with what the job
    * threw as its `cause`). If it throws, that is contained and emitted as a process warning.
    * @default (error, job, ctx) => ctx.app.emit('error', error, ctx)
    */
-  readonly onError?: (error: RaincheckJobError, job: Job, ctx: Context) => unknown;
+  readonly onError?: ((error: RaincheckJobError, job: Job, ctx: Context) => unknown) | undefined;
 
   /**
    * Receives every job that is not run because `runWhen` said no.
    * @default a line under `NODE_DEBUG=koa-raincheck`
    */
-  readonly onDrop?: (job: Job, outcome: ResponseOutcome, ctx: Context) => unknown;
+  readonly onDrop?: ((job: Job, outcome: ResponseOutcome, ctx: Context) => unknown) | undefined;
 }
 
 /** The options with every default filled in. */

@@ -1,0 +1,146 @@
+import { expect } from 'chai';
+import Koa from 'koa';
+import request from 'supertest';
+import raincheckDefault, { QUEUE, raincheck } from '../src/index.js';
+import { appWith, deferred } from './helpers.js';
+
+describe('raincheck(options)', () => {
+  it('returns a named middleware function, also the default export', () => {
+    const middleware = raincheck();
+    expect(middleware).to.be.a('function');
+    expect(middleware.name).to.equal('raincheck');
+    expect(raincheckDefault).to.equal(raincheck);
+  });
+
+  it('throws a TypeError naming the option, what was expected and what was given', () => {
+    const cases: Array<[unknown, string]> = [
+      ['fast', 'Expected `options` to be an object, got `string`'],
+      [null, 'Expected `options` to be an object, got `null`'],
+      [[], 'Expected `options` to be an object, got `array`'],
+      [{ dedupe: 'yes' }, 'Expected `options.dedupe` to be a boolean, got `string`'],
+      [{ runAsync: 1 }, 'Expected `options.runAsync` to be a boolean, got `number`'],
+      [{ immediate: null }, 'Expected `options.immediate` to be a boolean, got `null`'],
+      [{ runWhen: true }, 'Expected `options.runWhen` to be a function, got `boolean`'],
+      [{ onError: 'log' }, 'Expected `options.onError` to be a function, got `string`'],
+      [{ onDrop: {} }, 'Expected `options.onDrop` to be a function, got `object`'],
+      [
+        { runAsnyc: false },
+        'Unknown option `runAsnyc`; expected one of `dedupe`, `runAsync`, `immediate`, `runWhen`, `onError`, `onDrop`',
+      ],
+    ];
+    for (const [options, message] of cases) {
+      expect(() => raincheck(options as never), String(message)).to.throw(TypeError, message);
+    }
+  });
+
+  it('accepts undefined for any option, meaning its default', async () => {
+    const { app, rc } = appWith({ dedupe: undefined, runAsync: undefined, onError: undefined });
+    const ran: number[] = [];
+    app.use(async (ctx) => {
+      ctx.raincheck((n: number) => ran.push(n), 1);
+      ctx.raincheck((n: number) => ran.push(n), 1);
+      ctx.body = 'ok';
+    });
+    await request(app.callback()).get('/').expect(200);
+    await rc.onIdle();
+    expect(ran).to.deep.equal([1, 1]); // two different arrow functions: two jobs
+  });
+
+  it('runs jobs once when mounted twice; the outer one owns the request', async () => {
+    const outer = raincheck();
+    const inner = raincheck({ immediate: true });
+    const app = new Koa();
+    app.use(outer).use(inner);
+    const ran: string[] = [];
+    let finishedBeforeJob: boolean | undefined;
+    app.use(async (ctx) => {
+      ctx.raincheck(() => {
+        finishedBeforeJob = ctx.res.writableFinished;
+        ran.push('job');
+      });
+      ctx.body = 'ok';
+    });
+    await request(app.callback()).get('/').expect(200);
+    await outer.onIdle();
+    expect(ran).to.deep.equal(['job']);
+    expect(finishedBeforeJob).to.equal(true); // the outer, non-immediate instance ran it
+    expect(inner.pending).to.equal(0);
+  });
+
+  it('keeps the queue on ctx.state under a symbol that templates do not see', async () => {
+    const { app, rc } = appWith();
+    let state: Record<string | symbol, unknown> = {};
+    app.use(async (ctx) => {
+      ctx.state.user = 'ann';
+      ctx.raincheck(() => {});
+      state = ctx.state;
+      ctx.body = { ...ctx.state };
+    });
+    const res = await request(app.callback()).get('/').expect(200);
+    await rc.onIdle();
+    expect(res.body).to.deep.equal({ user: 'ann' });
+    expect(Object.keys(state)).to.deep.equal(['user']);
+    expect(state[QUEUE]).to.be.an('object');
+    expect({ ...state }).to.not.have.property(QUEUE);
+  });
+
+  describe('.onIdle() and .pending', () => {
+    it('count a job from the moment it is scheduled until it settles', async () => {
+      const { app, rc } = appWith();
+      const inHandler = deferred<number>();
+      const release = deferred();
+      app.use(async (ctx) => {
+        ctx.raincheck(() => release.promise);
+        ctx.raincheck(() => {});
+        inHandler.resolve(rc.pending);
+        ctx.body = 'ok';
+      });
+      await request(app.callback()).get('/').expect(200);
+      expect(await inHandler.promise).to.equal(2);
+      let idle = false;
+      const idlePromise = rc.onIdle().then(() => {
+        idle = true;
+      });
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(idle).to.equal(false);
+      release.resolve();
+      await idlePromise;
+      expect(rc.pending).to.equal(0);
+    });
+
+    it('resolves at once when nothing is pending', async () => {
+      await raincheck().onIdle();
+    });
+
+    it('counts dropped jobs as settled', async () => {
+      const { app, rc } = appWith({ onDrop: () => {} });
+      app.use(async (ctx) => {
+        ctx.raincheck(() => {});
+        ctx.status = 500;
+      });
+      await request(app.callback()).get('/').expect(500);
+      await rc.onIdle();
+      expect(rc.pending).to.equal(0);
+    });
+
+    it('belongs to one middleware: another app’s jobs do not hold it up', async () => {
+      const a = appWith();
+      const b = appWith();
+      const release = deferred();
+      b.app.use(async (ctx) => {
+        ctx.raincheck(() => release.promise);
+        ctx.body = 'b';
+      });
+      a.app.use(async (ctx) => {
+        ctx.raincheck(() => {});
+        ctx.body = 'a';
+      });
+      await request(b.app.callback()).get('/');
+      await request(a.app.callback()).get('/');
+      await a.rc.onIdle();
+      expect(b.rc.pending).to.equal(1);
+      release.resolve();
+      await b.rc.onIdle();
+    });
+  });
+});

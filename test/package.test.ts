@@ -1,0 +1,33 @@
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { expect } from 'chai';
+
+const run = promisify(execFile);
+const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).pathname;
+
+describe('the koa-raincheck package', () => {
+  it('can be required from CommonJS', async () => {
+    const { stdout } = await run(process.execPath, [fixture('require.cjs')]);
+    expect(stdout).to.equal('ok');
+  });
+
+  it('exports the built ESM entry with its types', async () => {
+    const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
+    expect(pkg.exports['.']).to.deep.equal({ types: './dist/index.d.ts', default: './dist/index.js' });
+    // A specifier in a variable keeps the type-checker on src/, not on a second copy from dist/.
+    const name = 'koa-raincheck';
+    const built = await import(name);
+    expect(built.raincheck).to.be.a('function');
+    expect(built.default).to.equal(built.raincheck);
+  });
+
+  it('reports a dropped job under NODE_DEBUG=koa-raincheck by default', async () => {
+    const { stderr } = await run(process.execPath, [fixture('drop-debug.mjs')], {
+      env: { ...process.env, NODE_DEBUG: 'koa-raincheck' },
+    });
+    expect(stderr).to.match(
+      /KOA-RAINCHECK \d+: dropped job audit\(\) of GET \/signup: the response status was 404\n/,
+    );
+  });
+});
