@@ -1,0 +1,236 @@
+// `npm run bench`: per-request cost of koa-raincheck as ratios against bare Koa measured in the same run.
+// Each repetition starts a bare Koa server and a variant side by side, pinned to one core, and loads both at
+// the same time from this process, pinned to the other core, so that both see the same noise.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import autocannon from 'autocannon';
+import { type KeyResult, measureKeys } from './key.js';
+import { type ScenarioName, scenarios } from './scenarios.js';
+import type { CpuSample, HeapSample } from './server.js';
+
+const REPS = Number(process.env.BENCH_REPS ?? 3);
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP ?? 2);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const HEAP_REQUESTS = Number(process.env.BENCH_HEAP_REQUESTS ?? 200_000);
+const CONNECTIONS = 10;
+
+const hasTaskset = (() => {
+  try {
+    execFileSync('taskset', ['-c', '0', 'true']);
+    // Not availableParallelism(): once this process is pinned to one core, that says 1.
+    return os.cpus().length >= 2;
+  } catch {
+    return false;
+  }
+})();
+
+// Pin this process (the load generator) to core 1 by re-running it under taskset.
+if (hasTaskset && process.env.BENCH_PINNED !== '1') {
+  const child = spawn('taskset', ['-c', '1', process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    env: { ...process.env, BENCH_PINNED: '1' },
+  });
+  const [code] = await once(child, 'exit');
+  process.exit(code ?? 1);
+}
+
+interface Server {
+  child: ChildProcess;
+  url: string;
+  ask<T>(type: 'cpu' | 'heap'): Promise<T>;
+  stop(): Promise<void>;
+}
+
+async function startServer(name: ScenarioName): Promise<Server> {
+  const node = [process.execPath, '--expose-gc', '--import', 'tsx', new URL('./server.ts', import.meta.url).pathname, name];
+  const [command, ...args] = hasTaskset ? ['taskset', '-c', '0', ...node] : node;
+  const child = spawn(command as string, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const [ready] = (await once(child, 'message')) as [{ port: number }];
+  return {
+    child,
+    url: `http://127.0.0.1:${ready.port}/`,
+    ask: async <T>(type: 'cpu' | 'heap') => {
+      child.send({ type });
+      const [reply] = (await once(child, 'message')) as [T];
+      return reply;
+    },
+    stop: async () => {
+      child.send({ type: 'exit' });
+      await once(child, 'exit');
+    },
+  };
+}
+
+interface Load {
+  result: autocannon.Result;
+  /** Every response's latency in ms, unrounded (autocannon's own percentiles are whole milliseconds). */
+  latencies: number[];
+}
+
+function load(url: string, limit: { duration: number } | { amount: number }): Promise<Load> {
+  return new Promise((resolve, reject) => {
+    const latencies: number[] = [];
+    const instance = autocannon({ url, connections: CONNECTIONS, ...limit }, (error, result) =>
+      error ? reject(error) : resolve({ result, latencies }),
+    );
+    instance.on('response', (_client, _status, _bytes, ms: number) => latencies.push(ms));
+  });
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = Float64Array.from(values).sort();
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+}
+
+interface Measurement {
+  cpuMicrosPerRequest: number;
+  requestsPerSecond: number;
+  p50: number;
+  p99: number;
+  heapAfterGC: number;
+  schedulingMicrosPerCall?: number;
+}
+
+/** Measures bare Koa and `variant` side by side, once. */
+async function pair(variant: ScenarioName): Promise<{ bare: Measurement; variant: Measurement }> {
+  const servers = await Promise.all([startServer('S0'), startServer(variant)]);
+  try {
+    await Promise.all(servers.map((s) => load(s.url, { duration: WARMUP_SECONDS })));
+    const before = await Promise.all(servers.map((s) => s.ask<CpuSample>('cpu')));
+    const loads = await Promise.all(servers.map((s) => load(s.url, { duration: SECONDS })));
+    const after = await Promise.all(servers.map((s) => s.ask<CpuSample>('cpu')));
+    const heaps = await Promise.all(servers.map((s) => s.ask<HeapSample>('heap')));
+    const measure = (i: number): Measurement => {
+      const b = before[i] as CpuSample;
+      const a = after[i] as CpuSample;
+      const { result, latencies } = loads[i] as Load;
+      const calls = a.schedulingCalls - b.schedulingCalls;
+      return {
+        cpuMicrosPerRequest: (a.cpuMicros - b.cpuMicros) / (a.completed - b.completed),
+        requestsPerSecond: result.requests.average,
+        p50: percentile(latencies, 50),
+        p99: percentile(latencies, 99),
+        heapAfterGC: (heaps[i] as HeapSample).heapAfterGC,
+        ...(calls > 0 ? { schedulingMicrosPerCall: (a.schedulingNanos - b.schedulingNanos) / calls / 1000 } : {}),
+      };
+    };
+    return { bare: measure(0), variant: measure(1) };
+  } finally {
+    await Promise.all(servers.map((s) => s.stop()));
+  }
+}
+
+/** Heap after GC before and after HEAP_REQUESTS requests that each schedule a job. */
+async function heapSoak(): Promise<{ requests: number; before: number; after: number; ratio: number }> {
+  const server = await startServer('S2');
+  try {
+    await load(server.url, { duration: WARMUP_SECONDS });
+    const before = (await server.ask<HeapSample>('heap')).heapAfterGC;
+    const start = (await server.ask<CpuSample>('cpu')).completed;
+    await load(server.url, { amount: HEAP_REQUESTS });
+    const requests = (await server.ask<CpuSample>('cpu')).completed - start;
+    const after = (await server.ask<HeapSample>('heap')).heapAfterGC;
+    return { requests, before, after, ratio: after / before };
+  } finally {
+    await server.stop();
+  }
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+};
+const spread = (values: number[], digits: number) =>
+  `${median(values).toFixed(digits)} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
+
+interface ScenarioResult {
+  scenario: ScenarioName;
+  title: string;
+  cpuRatio: number[];
+  p99Ratio: number[];
+  bare: Measurement[];
+  variant: Measurement[];
+}
+
+const started = Date.now();
+console.log(
+  `koa-raincheck bench: ${REPS} repetitions × (${WARMUP_SECONDS} s warm-up + ${SECONDS} s), ` +
+    `${CONNECTIONS} connections per server, ${hasTaskset ? 'servers on core 0, load on core 1' : 'no taskset: unpinned'}\n`,
+);
+
+const results: ScenarioResult[] = [];
+for (const scenario of Object.keys(scenarios).filter((s) => s !== 'S0') as ScenarioName[]) {
+  const result: ScenarioResult = {
+    scenario,
+    title: scenarios[scenario],
+    cpuRatio: [],
+    p99Ratio: [],
+    bare: [],
+    variant: [],
+  };
+  for (let rep = 0; rep < REPS; rep++) {
+    const { bare, variant } = await pair(scenario);
+    result.bare.push(bare);
+    result.variant.push(variant);
+    result.cpuRatio.push(bare.cpuMicrosPerRequest / variant.cpuMicrosPerRequest);
+    result.p99Ratio.push(variant.p99 / bare.p99);
+  }
+  results.push(result);
+  const v = result.variant;
+  const scheduling = v.map((m) => m.schedulingMicrosPerCall).filter((x): x is number => x !== undefined);
+  console.log(
+    `${scenario} ${result.title.padEnd(42)} cpu/req ratio ${spread(result.cpuRatio, 3)}  ` +
+      `cpu/req ${spread(v.map((m) => m.cpuMicrosPerRequest), 1)} µs vs bare ${spread(result.bare.map((m) => m.cpuMicrosPerRequest), 1)} µs  ` +
+      `req/s ${spread(v.map((m) => m.requestsPerSecond), 0)}  p50 ${spread(v.map((m) => m.p50), 2)} ms  ` +
+      `p99 ${spread(v.map((m) => m.p99), 2)} ms (×${spread(result.p99Ratio, 2)} bare)  ` +
+      `heap ${spread(v.map((m) => m.heapAfterGC / 2 ** 20), 1)} MB` +
+      (scheduling.length ? `  scheduling ${spread(scheduling, 1)} µs/call` : ''),
+  );
+}
+
+const heap = await heapSoak();
+console.log(
+  `\nheap after GC: ${(heap.before / 2 ** 20).toFixed(2)} MB before, ${(heap.after / 2 ** 20).toFixed(2)} MB after ` +
+    `${heap.requests} requests with a job each (×${heap.ratio.toFixed(3)})`,
+);
+
+const keys: KeyResult[] = measureKeys();
+console.log('\ndedupe key vs object-hash, µs per call (median):');
+for (const k of keys) {
+  console.log(
+    `  ${k.input.padEnd(22)} dedupeKey ${k.dedupeKeyMicros.toFixed(2).padStart(9)}  object-hash ${k.objectHashMicros.toFixed(2).padStart(9)}  ×${k.speedup.toFixed(1)} faster`,
+  );
+}
+
+const byName = (name: ScenarioName) => results.find((r) => r.scenario === name) as ScenarioResult;
+const s5 = byName('S5').variant.map((m) => m.schedulingMicrosPerCall ?? Number.NaN);
+const threeStrings = keys.find((k) => k.input === 'three short strings') as KeyResult;
+const targets = [
+  { target: 'S1 no job: cpu ratio ≥ 0.97', value: median(byName('S1').cpuRatio), ok: (v: number) => v >= 0.97 },
+  { target: 'S2 one job: cpu ratio ≥ 0.92', value: median(byName('S2').cpuRatio), ok: (v: number) => v >= 0.92 },
+  { target: 'S3 ten jobs: cpu ratio ≥ 0.70', value: median(byName('S3').cpuRatio), ok: (v: number) => v >= 0.7 },
+  { target: 'S4 50 ms job: p99 ≤ 1.10× bare', value: median(byName('S4').p99Ratio), ok: (v: number) => v <= 1.1 },
+  { target: 'S5 scheduling ≤ 1 ms per call (µs)', value: median(s5), ok: (v: number) => v <= 1000 },
+  { target: 'key, three strings: ≥ 5× object-hash', value: threeStrings.speedup, ok: (v: number) => v >= 5 },
+  { target: 'heap after 200k requests: ≤ 1.05× start', value: heap.ratio, ok: (v: number) => v <= 1.05 },
+].map((t) => ({ target: t.target, value: t.value, met: t.ok(t.value) }));
+
+console.log('\ntargets:');
+for (const t of targets) console.log(`  ${t.met ? 'met    ' : 'MISSED '} ${t.target.padEnd(42)} ${t.value.toFixed(3)}`);
+const seconds = Math.round((Date.now() - started) / 1000);
+console.log(`\n${seconds} s in all`);
+
+const machine = {
+  node: process.version,
+  cpus: os.cpus()[0]?.model ?? 'unknown',
+  cores: os.availableParallelism(),
+  memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+  pinned: hasTaskset,
+};
+const json = { date: new Date().toISOString(), machine, reps: REPS, seconds: SECONDS, results, heap, keys, targets };
+mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+writeFileSync(new URL('./results/latest.json', import.meta.url), `${JSON.stringify(json, null, 2)}\n`);
+console.log('results: bench/results/latest.json');
