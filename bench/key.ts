@@ -4,8 +4,12 @@ import { dedupeKey } from '../src/key.js';
 /** The key micro-benchmark's inputs: the argument lists a job is scheduled with. */
 const inputs: Record<string, unknown[]> = {
   'three short strings': ['user@example.com', 'Welcome', 'Hello there'],
-  'a 20-field object': [Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`field${i}`, i % 3 ? `v${i}` : i]))],
-  '1,000 small objects': [Array.from({ length: 1000 }, (_, i) => ({ id: i, name: `item ${i}`, ok: i % 2 === 0 }))],
+  'a 20-field object': [
+    Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`field${i}`, i % 3 ? `v${i}` : i])),
+  ],
+  '1,000 small objects': [
+    Array.from({ length: 1000 }, (_, i) => ({ id: i, name: `item ${i}`, ok: i % 2 === 0 })),
+  ],
   'a 1 MB Buffer': [Buffer.alloc(1024 * 1024, 7)],
 };
 

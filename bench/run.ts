@@ -28,10 +28,14 @@ const hasTaskset = (() => {
 
 // Pin this process (the load generator) to core 1 by re-running it under taskset.
 if (hasTaskset && process.env.BENCH_PINNED !== '1') {
-  const child = spawn('taskset', ['-c', '1', process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
-    stdio: 'inherit',
-    env: { ...process.env, BENCH_PINNED: '1' },
-  });
+  const child = spawn(
+    'taskset',
+    ['-c', '1', process.execPath, ...process.execArgv, ...process.argv.slice(1)],
+    {
+      stdio: 'inherit',
+      env: { ...process.env, BENCH_PINNED: '1' },
+    },
+  );
   const [code] = await once(child, 'exit');
   process.exit(code ?? 1);
 }
@@ -44,7 +48,14 @@ interface Server {
 }
 
 async function startServer(name: ScenarioName): Promise<Server> {
-  const node = [process.execPath, '--expose-gc', '--import', 'tsx', new URL('./server.ts', import.meta.url).pathname, name];
+  const node = [
+    process.execPath,
+    '--expose-gc',
+    '--import',
+    'tsx',
+    new URL('./server.ts', import.meta.url).pathname,
+    name,
+  ];
   const [command, ...args] = hasTaskset ? ['taskset', '-c', '0', ...node] : node;
   const child = spawn(command as string, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const [ready] = (await once(child, 'message')) as [{ port: number }];
@@ -113,7 +124,9 @@ async function pair(variant: ScenarioName): Promise<{ bare: Measurement; variant
         p50: percentile(latencies, 50),
         p99: percentile(latencies, 99),
         heapAfterGC: (heaps[i] as HeapSample).heapAfterGC,
-        ...(calls > 0 ? { schedulingMicrosPerCall: (a.schedulingNanos - b.schedulingNanos) / calls / 1000 } : {}),
+        ...(calls > 0
+          ? { schedulingMicrosPerCall: (a.schedulingNanos - b.schedulingNanos) / calls / 1000 }
+          : {}),
       };
     };
     return { bare: measure(0), variant: measure(1) };
@@ -141,7 +154,9 @@ async function heapSoak(): Promise<{ requests: number; before: number; after: nu
 const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+  return sorted.length % 2
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 };
 const spread = (values: number[], digits: number) =>
   `${median(values).toFixed(digits)} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
@@ -183,10 +198,28 @@ for (const scenario of Object.keys(scenarios).filter((s) => s !== 'S0') as Scena
   const scheduling = v.map((m) => m.schedulingMicrosPerCall).filter((x): x is number => x !== undefined);
   console.log(
     `${scenario} ${result.title.padEnd(42)} cpu/req ratio ${spread(result.cpuRatio, 3)}  ` +
-      `cpu/req ${spread(v.map((m) => m.cpuMicrosPerRequest), 1)} µs vs bare ${spread(result.bare.map((m) => m.cpuMicrosPerRequest), 1)} µs  ` +
-      `req/s ${spread(v.map((m) => m.requestsPerSecond), 0)}  p50 ${spread(v.map((m) => m.p50), 2)} ms  ` +
-      `p99 ${spread(v.map((m) => m.p99), 2)} ms (×${spread(result.p99Ratio, 2)} bare)  ` +
-      `heap ${spread(v.map((m) => m.heapAfterGC / 2 ** 20), 1)} MB` +
+      `cpu/req ${spread(
+        v.map((m) => m.cpuMicrosPerRequest),
+        1,
+      )} µs vs bare ${spread(
+        result.bare.map((m) => m.cpuMicrosPerRequest),
+        1,
+      )} µs  ` +
+      `req/s ${spread(
+        v.map((m) => m.requestsPerSecond),
+        0,
+      )}  p50 ${spread(
+        v.map((m) => m.p50),
+        2,
+      )} ms  ` +
+      `p99 ${spread(
+        v.map((m) => m.p99),
+        2,
+      )} ms (×${spread(result.p99Ratio, 2)} bare)  ` +
+      `heap ${spread(
+        v.map((m) => m.heapAfterGC / 2 ** 20),
+        1,
+      )} MB` +
       (scheduling.length ? `  scheduling ${spread(scheduling, 1)} µs/call` : ''),
   );
 }
@@ -209,17 +242,34 @@ const byName = (name: ScenarioName) => results.find((r) => r.scenario === name) 
 const s5 = byName('S5').variant.map((m) => m.schedulingMicrosPerCall ?? Number.NaN);
 const threeStrings = keys.find((k) => k.input === 'three short strings') as KeyResult;
 const targets = [
-  { target: 'S1 no job: cpu ratio ≥ 0.97', value: median(byName('S1').cpuRatio), ok: (v: number) => v >= 0.97 },
-  { target: 'S2 one job: cpu ratio ≥ 0.92', value: median(byName('S2').cpuRatio), ok: (v: number) => v >= 0.92 },
-  { target: 'S3 ten jobs: cpu ratio ≥ 0.70', value: median(byName('S3').cpuRatio), ok: (v: number) => v >= 0.7 },
-  { target: 'S4 50 ms job: p99 ≤ 1.10× bare', value: median(byName('S4').p99Ratio), ok: (v: number) => v <= 1.1 },
+  {
+    target: 'S1 no job: cpu ratio ≥ 0.97',
+    value: median(byName('S1').cpuRatio),
+    ok: (v: number) => v >= 0.97,
+  },
+  {
+    target: 'S2 one job: cpu ratio ≥ 0.92',
+    value: median(byName('S2').cpuRatio),
+    ok: (v: number) => v >= 0.92,
+  },
+  {
+    target: 'S3 ten jobs: cpu ratio ≥ 0.70',
+    value: median(byName('S3').cpuRatio),
+    ok: (v: number) => v >= 0.7,
+  },
+  {
+    target: 'S4 50 ms job: p99 ≤ 1.10× bare',
+    value: median(byName('S4').p99Ratio),
+    ok: (v: number) => v <= 1.1,
+  },
   { target: 'S5 scheduling ≤ 1 ms per call (µs)', value: median(s5), ok: (v: number) => v <= 1000 },
   { target: 'key, three strings: ≥ 5× object-hash', value: threeStrings.speedup, ok: (v: number) => v >= 5 },
   { target: 'heap after 200k requests: ≤ 1.05× start', value: heap.ratio, ok: (v: number) => v <= 1.05 },
 ].map((t) => ({ target: t.target, value: t.value, met: t.ok(t.value) }));
 
 console.log('\ntargets:');
-for (const t of targets) console.log(`  ${t.met ? 'met    ' : 'MISSED '} ${t.target.padEnd(42)} ${t.value.toFixed(3)}`);
+for (const t of targets)
+  console.log(`  ${t.met ? 'met    ' : 'MISSED '} ${t.target.padEnd(42)} ${t.value.toFixed(3)}`);
 const seconds = Math.round((Date.now() - started) / 1000);
 console.log(`\n${seconds} s in all`);
 
@@ -230,7 +280,16 @@ const machine = {
   memoryGiB: Math.round(os.totalmem() / 2 ** 30),
   pinned: hasTaskset,
 };
-const json = { date: new Date().toISOString(), machine, reps: REPS, seconds: SECONDS, results, heap, keys, targets };
+const json = {
+  date: new Date().toISOString(),
+  machine,
+  reps: REPS,
+  seconds: SECONDS,
+  results,
+  heap,
+  keys,
+  targets,
+};
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
 writeFileSync(new URL('./results/latest.json', import.meta.url), `${JSON.stringify(json, null, 2)}\n`);
 console.log('results: bench/results/latest.json');
