@@ -1,5 +1,6 @@
 import objectHash from 'object-hash';
-import { dedupeKey } from '../src/key.js';
+// The built module, as users run it (see server.mjs).
+import { dedupeKey } from '../dist/key.js';
 
 /** The key micro-benchmark's inputs: the argument lists a job is scheduled with. */
 const inputs: Record<string, unknown[]> = {

@@ -7,8 +7,31 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import autocannon from 'autocannon';
 import { type KeyResult, measureKeys } from './key.js';
-import { type ScenarioName, scenarios } from './scenarios.js';
-import type { CpuSample, HeapSample } from './server.js';
+
+/** The scenarios bench/server.mjs knows; S6 (the ctx-free API) comes with that API. */
+const scenarios = {
+  S0: 'bare Koa',
+  S1: 'raincheck mounted, no job',
+  S2: 'one job, three short strings',
+  S3: 'ten jobs, five duplicates',
+  S4: 'one job awaiting a 50 ms timer',
+  S5: 'one job, an array of 1,000 small objects',
+  S7: 'one job, dedupe: false',
+} as const;
+type ScenarioName = keyof typeof scenarios;
+
+/** CPU time and completed requests so far, from a server. */
+interface CpuSample {
+  cpuMicros: number;
+  completed: number;
+  schedulingCalls: number;
+  schedulingNanos: number;
+}
+
+/** Heap in use right after a full GC, from a server. */
+interface HeapSample {
+  heapAfterGC: number;
+}
 
 const REPS = Number(process.env.BENCH_REPS ?? 3);
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP ?? 2);
@@ -48,14 +71,7 @@ interface Server {
 }
 
 async function startServer(name: ScenarioName): Promise<Server> {
-  const node = [
-    process.execPath,
-    '--expose-gc',
-    '--import',
-    'tsx',
-    new URL('./server.ts', import.meta.url).pathname,
-    name,
-  ];
+  const node = [process.execPath, '--expose-gc', new URL('./server.mjs', import.meta.url).pathname, name];
   const [command, ...args] = hasTaskset ? ['taskset', '-c', '0', ...node] : node;
   const child = spawn(command as string, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const [ready] = (await once(child, 'message')) as [{ port: number }];
@@ -177,7 +193,12 @@ console.log(
 );
 
 const results: ScenarioResult[] = [];
-for (const scenario of Object.keys(scenarios).filter((s) => s !== 'S0') as ScenarioName[]) {
+// BENCH_ONLY=S2,S3 runs some scenarios only (while working on one); the targets need them all.
+const only = process.env.BENCH_ONLY?.split(',');
+const chosen = (Object.keys(scenarios) as ScenarioName[]).filter(
+  (s) => s !== 'S0' && (!only || only.includes(s)),
+);
+for (const scenario of chosen) {
   const result: ScenarioResult = {
     scenario,
     title: scenarios[scenario],
@@ -224,6 +245,10 @@ for (const scenario of Object.keys(scenarios).filter((s) => s !== 'S0') as Scena
   );
 }
 
+if (only) {
+  console.log('BENCH_ONLY: no targets, no results file');
+  process.exit(0);
+}
 const heap = await heapSoak();
 console.log(
   `\nheap after GC: ${(heap.before / 2 ** 20).toFixed(2)} MB before, ${(heap.after / 2 ** 20).toFixed(2)} MB after ` +

@@ -83,6 +83,6 @@ export function warnHookFailed(hook: string, error: unknown): void {
   });
 }
 
-function isThenable(value: unknown): value is PromiseLike<unknown> {
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
 }

@@ -13,9 +13,14 @@ import type { Runner } from './runner.js';
 export class RequestQueue {
   readonly #ctx: Context;
   readonly #runner: Runner;
-  /** Every dedupe key seen in this request: identical calls collapse for the request's whole life. */
-  readonly #jobsByKey = new Map<string, Job>();
-  #waiting: Job[] = [];
+  /**
+   * Every keyed job of this request, for its whole life: identical calls collapse even after the first one
+   * ran. The first is kept on its own, so that a request with one job makes no Map.
+   */
+  #firstKeyed: Job | undefined;
+  #jobsByKey: Map<string, Job> | undefined;
+  /** Jobs waiting for the response to be over; handed to the runner then. */
+  readonly #waiting: Job[] = [];
   #outcome: ResponseOutcome | undefined;
   /** With `runAsync: false`, the end of the chain that late jobs are appended to. */
   #inOrder: Promise<void> | undefined;
@@ -29,11 +34,11 @@ export class RequestQueue {
     const { settings } = this.#runner;
     const key = settings.dedupe ? dedupeKey(fn, args) : undefined;
     if (key !== undefined) {
-      const earlier = this.#jobsByKey.get(key);
+      const earlier = this.#find(key);
       if (earlier !== undefined) return new Scheduled(earlier, true);
     }
     const job = new Job(fn, args, key);
-    if (key !== undefined) this.#jobsByKey.set(key, job);
+    if (key !== undefined) this.#remember(key, job);
     this.#runner.admit();
     if (settings.immediate) this.#runner.runNow(job, this.#ctx);
     else if (this.#outcome === undefined) this.#waiting.push(job);
@@ -47,22 +52,29 @@ export class RequestQueue {
     const { res } = this.#ctx;
     onResponseEnd(res, (aborted) => {
       const outcome: ResponseOutcome = { status: res.statusCode, threw, error, aborted };
-      this.#outcome = outcome;
-      const jobs = this.#waiting;
-      this.#waiting = [];
-      if (jobs.length > 0) this.#release(jobs, outcome);
+      this.#outcome = outcome; // from here on add() releases jobs itself: #waiting is done with
+      if (this.#waiting.length > 0) this.#release(this.#waiting, outcome);
     });
   }
 
+  #find(key: string): Job | undefined {
+    if (this.#jobsByKey !== undefined) return this.#jobsByKey.get(key);
+    return this.#firstKeyed?.key === key ? this.#firstKeyed : undefined;
+  }
+
+  #remember(key: string, job: Job): void {
+    if (this.#jobsByKey !== undefined) this.#jobsByKey.set(key, job);
+    else if (this.#firstKeyed === undefined) this.#firstKeyed = job;
+    else
+      this.#jobsByKey = new Map([
+        [this.#firstKeyed.key as string, this.#firstKeyed],
+        [key, job],
+      ]);
+  }
+
   #release(jobs: readonly Job[], outcome: ResponseOutcome): void {
-    if (this.#runner.settings.runAsync) {
-      void this.#runner.release(jobs, outcome, this.#ctx);
-      return;
-    }
     const previous = this.#inOrder;
-    this.#inOrder =
-      previous === undefined
-        ? this.#runner.release(jobs, outcome, this.#ctx)
-        : previous.then(() => this.#runner.release(jobs, outcome, this.#ctx));
+    if (previous === undefined) this.#inOrder = this.#runner.release(jobs, outcome, this.#ctx);
+    else this.#inOrder = previous.then(() => this.#runner.release(jobs, outcome, this.#ctx));
   }
 }

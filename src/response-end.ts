@@ -5,24 +5,17 @@ import type { Http2ServerResponse } from 'node:http2';
 export type NodeResponse = ServerResponse | Http2ServerResponse;
 
 /**
- * Calls `callback` once, when the response is over: every byte handed to the socket (`'finish'`), or the
- * connection gone first (`'close'`). `aborted` tells the two apart.
+ * Calls `callback` once, when the response is over: every byte handed to the socket, or the connection gone
+ * first. `aborted` tells the two apart.
  *
+ * One `'close'` listener: Node emits `'close'` for every response, after `'finish'` (on the next tick) when
+ * the response completed, alone when the connection went first; over HTTP/1 keep-alive and HTTP/2 too.
  * Node's own events rather than on-finished: on-finished reports a client abort exactly like success, and
  * when attached after `res.end()` it fires on `setImmediate`, before the data has been flushed.
  */
 export function onResponseEnd(res: NodeResponse, callback: (aborted: boolean) => void): void {
-  if (isOver(res)) {
-    callback(wasAborted(res));
-    return;
-  }
-  const done = (): void => {
-    res.off('finish', done);
-    res.off('close', done);
-    callback(wasAborted(res));
-  };
-  res.on('finish', done);
-  res.on('close', done);
+  if (isOver(res)) callback(wasAborted(res));
+  else res.once('close', () => callback(wasAborted(res)));
 }
 
 function isOver(res: NodeResponse): boolean {

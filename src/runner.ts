@@ -1,7 +1,7 @@
 import type { Context } from 'koa';
 import type { Job } from './job.js';
 import type { ResponseOutcome, Settings } from './options.js';
-import { reportDrop, reportFailure, warnHookFailed } from './report.js';
+import { isThenable, reportDrop, reportFailure, warnHookFailed } from './report.js';
 
 /**
  * Runs jobs and keeps count of the ones not yet settled, from the moment they are scheduled, so that
@@ -40,27 +40,32 @@ export class Runner {
   }
 
   /**
-   * Hands over jobs whose response is over. They start on the next turn of the event loop, which lets
-   * `.always()` be chained after `ctx.raincheck()` and lets Node get on with the connection first.
-   * Resolves when they have settled; never rejects.
+   * Hands over jobs whose response is over. They start on the next tick, never inside the caller, so that
+   * `.always()` can still be chained after a late `ctx.raincheck()`. With `runAsync: false`, returns a
+   * promise of their end, one after another (it never rejects).
    */
-  release(jobs: readonly Job[], outcome: ResponseOutcome, ctx: Context): Promise<void> {
-    return new Promise((resolve) => {
-      setImmediate(() => resolve(this.#start(jobs, outcome, ctx)));
-    });
+  release(jobs: readonly Job[], outcome: ResponseOutcome, ctx: Context): Promise<void> | undefined {
+    if (this.settings.runAsync) {
+      process.nextTick(startEach, this, jobs, outcome, ctx);
+      return undefined;
+    }
+    return Promise.resolve().then(() => this.#inOrder(jobs, outcome, ctx));
   }
 
-  async #start(jobs: readonly Job[], outcome: ResponseOutcome, ctx: Context): Promise<void> {
+  /** @internal Starts each job on its own; the ones `runWhen` rejects are dropped. */
+  startEach(jobs: readonly Job[], outcome: ResponseOutcome, ctx: Context): void {
     const run = this.#shouldRun(outcome);
-    const toRun: Job[] = [];
     for (const job of jobs) {
-      if (run || job.runsAlways) toRun.push(job);
+      if (run || job.runsAlways) void this.#run(job, ctx);
       else this.#drop(job, outcome, ctx);
     }
-    if (this.settings.runAsync) {
-      for (const job of toRun) void this.#run(job, ctx);
-    } else {
-      for (const job of toRun) await this.#run(job, ctx);
+  }
+
+  async #inOrder(jobs: readonly Job[], outcome: ResponseOutcome, ctx: Context): Promise<void> {
+    const run = this.#shouldRun(outcome);
+    for (const job of jobs) {
+      if (run || job.runsAlways) await this.#run(job, ctx);
+      else this.#drop(job, outcome, ctx);
     }
   }
 
@@ -80,18 +85,39 @@ export class Runner {
     this.#settle();
   }
 
-  /** Never rejects: a failure, thrown or rejected, Error or not, goes to `onError`. */
-  async #run(job: Job, ctx: Context): Promise<void> {
+  /**
+   * Never throws nor rejects: a failure, thrown or rejected, Error or not, goes to `onError`. A job that
+   * returns no promise settles at once, without one being made for it.
+   */
+  #run(job: Job, ctx: Context): Promise<void> | undefined {
     job.state = 'running';
+    let result: unknown;
     try {
-      await job.fn(...job.args);
-      job.state = 'succeeded';
+      result = job.fn(...job.args);
     } catch (error) {
-      job.state = 'failed';
-      reportFailure(this.settings, error, job, ctx);
-    } finally {
-      this.#settle();
+      this.#fail(job, error, ctx);
+      return undefined;
     }
+    if (!isThenable(result)) {
+      this.#succeed(job);
+      return undefined;
+    }
+    // Promise.resolve() also tames a thenable whose then() throws.
+    return Promise.resolve(result).then(
+      () => this.#succeed(job),
+      (error: unknown) => this.#fail(job, error, ctx),
+    );
+  }
+
+  #succeed(job: Job): void {
+    job.state = 'succeeded';
+    this.#settle();
+  }
+
+  #fail(job: Job, error: unknown, ctx: Context): void {
+    job.state = 'failed';
+    reportFailure(this.settings, error, job, ctx);
+    this.#settle();
   }
 
   #settle(): void {
@@ -100,4 +126,8 @@ export class Runner {
     this.#idleWaiters = [];
     for (const resolve of waiters) resolve();
   }
+}
+
+function startEach(runner: Runner, jobs: readonly Job[], outcome: ResponseOutcome, ctx: Context): void {
+  runner.startEach(jobs, outcome, ctx);
 }

@@ -5,26 +5,21 @@ import { RequestQueue } from './request-queue.js';
 import type { Runner } from './runner.js';
 
 /**
- * Where a request's queue lives: `ctx.state[QUEUE]`. A symbol, and not enumerable, because template engines
- * hand `ctx.state` to templates and spread it into their locals.
+ * Where a request's queue lives: `ctx.state[QUEUE]`. A symbol, because template engines hand `ctx.state` to
+ * templates: `Object.keys`, `for...in` and `JSON.stringify` skip symbols, and no template can name one.
  */
 export const QUEUE: unique symbol = Symbol.for('koa-raincheck.queue');
 
 /** The runner of the `raincheck()` middleware that owns this request. */
 export const RUNNER: unique symbol = Symbol.for('koa-raincheck.runner');
 
-/** Set when the downstream middleware settled before any job was scheduled (no queue existed yet). */
-export const SETTLED: unique symbol = Symbol.for('koa-raincheck.settled');
-
-export interface Settled {
-  readonly threw: boolean;
-  readonly error: unknown;
-}
+/** The promise of the middleware downstream of `raincheck()`, kept until a queue needs it. */
+export const DOWNSTREAM: unique symbol = Symbol.for('koa-raincheck.downstream');
 
 /** What the middleware keeps on a request's `ctx`. */
 export interface RaincheckContext extends Context {
   [RUNNER]?: Runner;
-  [SETTLED]?: Settled;
+  [DOWNSTREAM]?: Promise<unknown>;
 }
 
 /** `ctx.raincheck(fn, ...args)`: queues `fn(...args)` to run after the response. */
@@ -52,17 +47,29 @@ function queueOf(ctx: RaincheckContext): RequestQueue {
     );
   }
   const queue = new RequestQueue(ctx, runner);
-  Object.defineProperty(ctx.state, QUEUE, { value: queue, configurable: true });
-  const settled = ctx[SETTLED];
-  if (settled !== undefined) queue.handOff(settled.threw, settled.error);
+  (ctx.state as Record<symbol, RequestQueue>)[QUEUE] = queue;
+  // Scheduled while the downstream was still being called synchronously, the middleware will hand the
+  // queue its promise; otherwise it is here already (pending, or settled for a late first call).
+  const downstream = ctx[DOWNSTREAM];
+  if (downstream !== undefined) handOffWhenSettled(downstream, queue);
   return queue;
 }
 
-/** The middleware's half: the downstream has settled, so the queue, if any, starts waiting for the response. */
-export function handOff(ctx: RaincheckContext, threw: boolean, error: unknown): void {
+/**
+ * The middleware's half: once the downstream has settled, the request's queue (if there is one, or when
+ * one is made) starts waiting for the response to be over. Returns `downstream` for Koa.
+ */
+export function watchDownstream(ctx: RaincheckContext, downstream: Promise<unknown>): Promise<unknown> {
   const queue = (ctx.state as Record<symbol, RequestQueue | undefined>)[QUEUE];
-  if (queue !== undefined) queue.handOff(threw, error);
-  else ctx[SETTLED] = threw ? { threw, error } : SUCCEEDED;
+  if (queue !== undefined) handOffWhenSettled(downstream, queue);
+  else ctx[DOWNSTREAM] = downstream;
+  return downstream;
 }
 
-const SUCCEEDED: Settled = Object.freeze({ threw: false, error: undefined });
+/** Koa handles the rejection of `downstream` itself; this derived promise never rejects. */
+function handOffWhenSettled(downstream: Promise<unknown>, queue: RequestQueue): void {
+  downstream.then(
+    () => queue.handOff(false, undefined),
+    (error: unknown) => queue.handOff(true, error),
+  );
+}

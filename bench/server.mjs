@@ -1,0 +1,91 @@
+// One benchmark server process, started by bench/run.ts: `node --expose-gc bench/server.mjs S2`.
+// Plain JavaScript on the built dist/, run by plain node: what users run. (Through tsx, esbuild's
+// keep-names helper would wrap every closure the library creates per request, and skew the figures.)
+import Koa from 'koa';
+import { raincheck } from '../dist/index.js';
+
+/** The scenarios: each one a Koa app whose per-request CPU is compared with bare Koa's (S0). */
+export const scenarios = {
+  S0: 'bare Koa',
+  S1: 'raincheck mounted, no job',
+  S2: 'one job, three short strings',
+  S3: 'ten jobs, five duplicates',
+  S4: 'one job awaiting a 50 ms timer',
+  S5: 'one job, an array of 1,000 small objects',
+  S7: 'one job, dedupe: false',
+};
+
+const noop = () => {};
+const wait50 = () => new Promise((resolve) => setTimeout(resolve, 50));
+const five = Array.from({ length: 5 }, () => () => {});
+const thousand = Array.from({ length: 1000 }, (_, i) => ({ id: i, name: `item ${i}`, ok: i % 2 === 0 }));
+/** Time spent inside ctx.raincheck() in S5, for the scheduling-cost target. */
+const scheduling = { calls: 0, nanoseconds: 0n };
+
+const handlers = {
+  S0: (ctx) => {
+    ctx.body = 'ok';
+  },
+  S1: (ctx) => {
+    ctx.body = 'ok';
+  },
+  S2: (ctx) => {
+    ctx.raincheck(noop, 'user@example.com', 'Welcome', 'Hello there');
+    ctx.body = 'ok';
+  },
+  S3: (ctx) => {
+    for (let i = 0; i < 10; i++) ctx.raincheck(five[i % 5], 'user@example.com', 'event', 'payload');
+    ctx.body = 'ok';
+  },
+  S4: (ctx) => {
+    ctx.raincheck(wait50);
+    ctx.body = 'ok';
+  },
+  S5: (ctx) => {
+    const start = process.hrtime.bigint();
+    ctx.raincheck(noop, thousand);
+    scheduling.nanoseconds += process.hrtime.bigint() - start;
+    scheduling.calls++;
+    ctx.body = 'ok';
+  },
+  S7: (ctx) => {
+    ctx.raincheck(noop, 'user@example.com', 'Welcome', 'Hello there');
+    ctx.body = 'ok';
+  },
+};
+
+const name = process.argv[2];
+if (name !== undefined) {
+  if (!Object.hasOwn(handlers, name)) throw new TypeError(`Unknown scenario ${name}`);
+  const app = new Koa();
+  let completed = 0;
+  app.use(async (_ctx, next) => {
+    await next();
+    completed++;
+  });
+  if (name !== 'S0') app.use(raincheck({ dedupe: name !== 'S7' }));
+  app.use(handlers[name]);
+  const server = app.listen(0, '127.0.0.1', () =>
+    process.send?.({ type: 'ready', port: server.address().port }),
+  );
+
+  process.on('message', (message) => {
+    if (message.type === 'cpu') {
+      // Read before any GC this process is asked to do, so forced GCs stay out of the window.
+      const cpu = process.cpuUsage();
+      process.send?.({
+        type: 'cpu',
+        cpuMicros: cpu.user + cpu.system,
+        completed,
+        schedulingCalls: scheduling.calls,
+        schedulingNanos: Number(scheduling.nanoseconds),
+      });
+    } else if (message.type === 'heap') {
+      globalThis.gc?.();
+      process.send?.({ type: 'heap', heapAfterGC: process.memoryUsage().heapUsed });
+    } else if (message.type === 'exit') {
+      server.close();
+      process.exit(0);
+    }
+  });
+}
