@@ -1,3 +1,5 @@
+import { type Fingerprint, keyOf } from './key.js';
+
 /** Where a job is in its life. Every job ends in exactly one of the last three. */
 export type JobState = 'waiting' | 'running' | 'succeeded' | 'failed' | 'dropped';
 
@@ -7,15 +9,26 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
   readonly fn: (...args: Args) => unknown;
   /** The arguments to call it with. */
   readonly args: Args;
-  /** The dedupe key, or `undefined` when the job is not deduped. */
-  readonly key: string | undefined;
+  /** @internal What identical calls are recognised by; `undefined` when the job is not deduped. */
+  readonly fingerprint: Fingerprint | undefined;
   state: JobState = 'waiting';
   #always = false;
+  #key: string | undefined;
 
-  constructor(fn: (...args: Args) => unknown, args: Args, key: string | undefined) {
+  constructor(fn: (...args: Args) => unknown, args: Args, fingerprint: Fingerprint | undefined) {
     this.fn = fn;
     this.args = args;
-    this.key = key;
+    this.fingerprint = fingerprint;
+  }
+
+  /**
+   * The dedupe key, a string equal for identical calls (the same function, equal arguments), or `undefined`
+   * when the job is not deduped. Made on first read.
+   */
+  get key(): string | undefined {
+    if (this.#key === undefined && this.fingerprint !== undefined)
+      this.#key = keyOf(this.fn, this.fingerprint);
+    return this.#key;
   }
 
   /** The function's name, for reports. */

@@ -2,24 +2,64 @@ import { createHash } from 'node:crypto';
 import objectHash from 'object-hash';
 
 /**
- * The dedupe key of a call: the function's identity plus a fingerprint of its arguments.
- *
- * Identity, not source: object-hash hashes a function by its source text, so two closures with the same code
- * and different captured values would collapse into one job. The same goes for functions among the arguments,
- * which the replacer turns into identity tokens.
- *
- * Returns `undefined` when the arguments cannot be fingerprinted (a Promise, an AbortSignal, Koa's `ctx`, a
- * getter that throws, ...): such a call is simply not deduped, and never fails.
+ * What two calls of the same function are compared by: their arguments themselves when all are primitives
+ * (compared one by one, with no string built), otherwise a string.
  */
-export function dedupeKey(fn: object, args: readonly unknown[]): string | undefined {
-  const id = functionId(fn);
-  const fast = primitivesKey(args);
-  if (fast !== undefined) return `${id}:${fast}`;
+export type Fingerprint = readonly unknown[] | string;
+
+/**
+ * The fingerprint of a call's arguments, or `undefined` when they cannot be fingerprinted (a Promise, an
+ * AbortSignal, Koa's `ctx`, a getter that throws, ...): such a call is simply not deduped, and never fails.
+ *
+ * Equality is object-hash's, which stays the reference for what counts as equal: object keys in any order,
+ * arrays in order, `0` equal to `-0`, `NaN` to `NaN`. Plain JSON-like data is serialised here, much faster
+ * than object-hash; anything else (class instances, Maps, Dates, Buffers, ...) goes through object-hash.
+ * Functions, at any depth, compare by identity, not source: object-hash alone would merge two closures with
+ * the same code and different captured values.
+ */
+export function fingerprintOf(args: readonly unknown[]): Fingerprint | undefined {
+  if (allPrimitives(args)) return args;
   try {
-    return `${id}#${objectHash(args as unknown[], { replacer: functionsByIdentity })}`;
+    const plain = plainKey(args, 0);
+    if (plain !== undefined) return `j${shorten(plain)}`;
+    return `o${objectHash(args as unknown[], { replacer: functionsByIdentity })}`;
   } catch {
     return undefined;
   }
+}
+
+/** Whether two fingerprints of the same function's calls are equal. */
+export function sameFingerprint(a: Fingerprint, b: Fingerprint): boolean {
+  if (typeof a === 'string' || typeof b === 'string') return a === b;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    // biome-ignore lint/suspicious/noSelfCompare: NaN is the one value not equal to itself
+    if (x !== y && (x === x || y === y)) return false;
+  }
+  return true;
+}
+
+/** The dedupe key as a string: equal exactly when the function is the same and the fingerprints are equal. */
+export function keyOf(fn: object, fingerprint: Fingerprint): string {
+  const id = functionId(fn);
+  if (typeof fingerprint === 'string') return `${id}${fingerprint}`;
+  return `${id}p${shorten(plainKey(fingerprint, 0) as string)}`;
+}
+
+/** The dedupe key of `fn(...args)`, or `undefined` when the call is not deduped. */
+export function dedupeKey(fn: object, args: readonly unknown[]): string | undefined {
+  const fingerprint = fingerprintOf(args);
+  return fingerprint === undefined ? undefined : keyOf(fn, fingerprint);
+}
+
+function allPrimitives(args: readonly unknown[]): boolean {
+  for (const value of args) {
+    const type = typeof value;
+    if ((type === 'object' && value !== null) || type === 'symbol') return false;
+  }
+  return true;
 }
 
 const functionIds = new WeakMap<object, number>();
@@ -41,41 +81,62 @@ function functionsByIdentity(value: unknown): unknown {
   return typeof value === 'function' ? FUNCTION_TOKEN + functionId(value) : value;
 }
 
-/** Longer fast keys are hashed so that a big string argument does not become a big Map key. */
-const MAX_PLAIN_KEY = 256;
+/** Deeper than this, plain data goes to object-hash (which also copes with cycles). */
+const MAX_PLAIN_DEPTH = 32;
 
 /**
- * The common case, arguments that are all primitives, without object-hash. Each value is tagged with its
- * type (and strings with their length) so that `1` and `'1'`, or `['a,b']` and `['a', 'b']`, differ.
- * Equality follows object-hash's: `0` and `-0` are equal, and so is `NaN` to `NaN`.
- * Returns `undefined` for anything else (symbols included, which object-hash compares by description).
+ * A canonical serialisation of primitives, arrays and plain objects, or `undefined` for anything else.
+ * Every value is tagged with its type, strings and keys with their length, so that `1` and `'1'`, or
+ * `['a,b']` and `['a', 'b']`, differ; object keys are sorted, as object-hash does.
  */
-function primitivesKey(args: readonly unknown[]): string | undefined {
-  let key = '';
-  for (const value of args) {
-    switch (typeof value) {
-      case 'string':
-        key += `s${value.length}:${value}`;
-        break;
-      case 'number':
-        key += `n${String(value)};`;
-        break;
-      case 'boolean':
-        key += value ? 't' : 'f';
-        break;
-      case 'undefined':
-        key += 'u';
-        break;
-      case 'bigint':
-        key += `i${value};`;
-        break;
-      case 'function':
-        key += `F${functionId(value)};`;
-        break;
-      default:
-        if (value !== null) return undefined;
-        key += 'z';
-    }
+function plainKey(value: unknown, depth: number): string | undefined {
+  switch (typeof value) {
+    case 'string':
+      return `s${value.length}:${value}`;
+    case 'number':
+      return `n${String(value)};`; // String(-0) is '0': object-hash equates them too
+    case 'boolean':
+      return value ? 't' : 'f';
+    case 'undefined':
+      return 'u';
+    case 'bigint':
+      return `i${value};`;
+    case 'function':
+      return `F${functionId(value)};`;
+    case 'symbol':
+      return undefined;
   }
-  return key.length > MAX_PLAIN_KEY ? `h${createHash('sha1').update(key).digest('base64')}` : key;
+  if (value === null) return 'z';
+  if (depth > MAX_PLAIN_DEPTH) return undefined;
+  const proto = Object.getPrototypeOf(value);
+  if (proto === Array.prototype) {
+    const array = value as unknown[];
+    let key = `[${array.length}:`;
+    for (let i = 0; i < array.length; i++) {
+      if (!(i in array)) return undefined; // holes: leave them to object-hash
+      const item = plainKey(array[i], depth + 1);
+      if (item === undefined) return undefined;
+      key += item;
+    }
+    return `${key}]`;
+  }
+  if (proto === Object.prototype) {
+    const object = value as Record<string, unknown>;
+    const keys = Object.keys(object).sort();
+    let key = `{${keys.length}:`;
+    for (const name of keys) {
+      const item = plainKey(object[name], depth + 1);
+      if (item === undefined) return undefined;
+      key += `${name.length}:${name}${item}`;
+    }
+    return `${key}}`;
+  }
+  return undefined;
+}
+
+/** Longer keys are hashed, so that a big argument does not become a big string kept with its job. */
+const MAX_PLAIN_KEY = 256;
+
+function shorten(key: string): string {
+  return key.length > MAX_PLAIN_KEY ? `#${createHash('sha1').update(key).digest('base64')}` : key;
 }

@@ -1,9 +1,12 @@
 import type { Context } from 'koa';
 import { Job, Scheduled } from './job.js';
-import { dedupeKey } from './key.js';
+import { type Fingerprint, fingerprintOf, keyOf, sameFingerprint } from './key.js';
 import type { ResponseOutcome } from './options.js';
 import { onResponseEnd } from './response-end.js';
 import type { Runner } from './runner.js';
+
+/** How many deduped jobs a request may have before they are looked up by key instead of one by one. */
+const INDEX_AFTER = 16;
 
 /**
  * One request's jobs: collected in order while the request is handled, collapsed by dedupe key, and
@@ -14,11 +17,11 @@ export class RequestQueue {
   readonly #ctx: Context;
   readonly #runner: Runner;
   /**
-   * Every keyed job of this request, for its whole life: identical calls collapse even after the first one
-   * ran. The first is kept on its own, so that a request with one job makes no Map.
+   * Every deduped job of this request, for its whole life: identical calls collapse even after the first
+   * one ran. A few are searched one by one, comparing function identity first; past INDEX_AFTER, by key.
    */
-  #firstKeyed: Job | undefined;
-  #jobsByKey: Map<string, Job> | undefined;
+  #keyed: Job[] | undefined;
+  #byKey: Map<string, Job> | undefined;
   /** Jobs waiting for the response to be over; handed to the runner then. */
   readonly #waiting: Job[] = [];
   #outcome: ResponseOutcome | undefined;
@@ -32,13 +35,13 @@ export class RequestQueue {
 
   add(fn: (...args: readonly unknown[]) => unknown, args: readonly unknown[]): Scheduled {
     const { settings } = this.#runner;
-    const key = settings.dedupe ? dedupeKey(fn, args) : undefined;
-    if (key !== undefined) {
-      const earlier = this.#find(key);
+    const fingerprint = settings.dedupe ? fingerprintOf(args) : undefined;
+    if (fingerprint !== undefined) {
+      const earlier = this.#find(fn, fingerprint);
       if (earlier !== undefined) return new Scheduled(earlier, true);
     }
-    const job = new Job(fn, args, key);
-    if (key !== undefined) this.#remember(key, job);
+    const job = new Job(fn, args, fingerprint);
+    if (fingerprint !== undefined) this.#remember(job);
     this.#runner.admit();
     if (settings.immediate) this.#runner.runNow(job, this.#ctx);
     else if (this.#outcome === undefined) this.#waiting.push(job);
@@ -57,19 +60,27 @@ export class RequestQueue {
     });
   }
 
-  #find(key: string): Job | undefined {
-    if (this.#jobsByKey !== undefined) return this.#jobsByKey.get(key);
-    return this.#firstKeyed?.key === key ? this.#firstKeyed : undefined;
+  #find(fn: object, fingerprint: Fingerprint): Job | undefined {
+    if (this.#byKey !== undefined) return this.#byKey.get(keyOf(fn, fingerprint));
+    if (this.#keyed === undefined) return undefined;
+    for (const job of this.#keyed) {
+      if (job.fn === fn && sameFingerprint(job.fingerprint as Fingerprint, fingerprint)) return job;
+    }
+    return undefined;
   }
 
-  #remember(key: string, job: Job): void {
-    if (this.#jobsByKey !== undefined) this.#jobsByKey.set(key, job);
-    else if (this.#firstKeyed === undefined) this.#firstKeyed = job;
-    else
-      this.#jobsByKey = new Map([
-        [this.#firstKeyed.key as string, this.#firstKeyed],
-        [key, job],
-      ]);
+  #remember(job: Job): void {
+    if (this.#byKey !== undefined) {
+      this.#byKey.set(job.key as string, job);
+    } else if (this.#keyed === undefined) {
+      this.#keyed = [job];
+    } else {
+      this.#keyed.push(job);
+      if (this.#keyed.length > INDEX_AFTER) {
+        this.#byKey = new Map(this.#keyed.map((keyed) => [keyed.key as string, keyed]));
+        this.#keyed = undefined;
+      }
+    }
   }
 
   #release(jobs: readonly Job[], outcome: ResponseOutcome): void {

@@ -122,6 +122,26 @@ describe('raincheck({ dedupe })', () => {
     expect(ran).to.deep.equal([[1], [2]]);
   });
 
+  it('dedupes as well in a request with many jobs (looked up by key past the first sixteen)', async () => {
+    const ran = await ranIn((ctx, ran) => {
+      const job = (n: number, tag: { n: number }) => ran.push([n, tag.n]);
+      const other = (n: number) => ran.push(['other', n]);
+      for (let round = 0; round < 3; round++) {
+        for (let n = 0; n < 40; n++) {
+          ctx.raincheck(job, n, { n });
+          ctx.raincheck(other, n);
+        }
+      }
+    });
+    expect(ran).to.have.length(80);
+    expect(ran.slice(0, 4)).to.deep.equal([
+      [0, 0],
+      ['other', 0],
+      [1, 1],
+      ['other', 1],
+    ]);
+  });
+
   it('runs every call with dedupe: false', async () => {
     const ran = await ranIn(
       (ctx, ran) => {
