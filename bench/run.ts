@@ -25,7 +25,7 @@ interface CpuSample {
   cpuMicros: number;
   completed: number;
   schedulingCalls: number;
-  schedulingNanos: number;
+  schedulingMicros: number;
 }
 
 /** Heap in use right after a full GC, from a server. */
@@ -33,9 +33,18 @@ interface HeapSample {
   heapAfterGC: number;
 }
 
-const REPS = Number(process.env.BENCH_REPS ?? 3);
-const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP ?? 2);
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+/** Repetitions per scenario, in pairs: one with each server order (see pair()). */
+const REPS = 2 * Math.ceil(Number(process.env.BENCH_REPS ?? 6) / 2);
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP ?? 1);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 2.5);
+/**
+ * Latency is read in a second phase, both servers at the same fixed rate well below saturation: at full
+ * load, latency is mostly queueing (10 connections waiting on a shared core) and says more about throughput
+ * than about what one request costs. (CPU per request is read at full load: at a low fixed rate it drowns
+ * in the noise of a shared machine.)
+ */
+const PACED_SECONDS = Number(process.env.BENCH_PACED_SECONDS ?? 2);
+const PACED_RATE = Number(process.env.BENCH_PACED_RATE ?? 1000);
 const HEAP_REQUESTS = Number(process.env.BENCH_HEAP_REQUESTS ?? 200_000);
 const CONNECTIONS = 10;
 
@@ -96,7 +105,10 @@ interface Load {
   latencies: number[];
 }
 
-function load(url: string, limit: { duration: number } | { amount: number }): Promise<Load> {
+function load(
+  url: string,
+  limit: { duration: number; overallRate?: number } | { amount: number },
+): Promise<Load> {
   return new Promise((resolve, reject) => {
     const latencies: number[] = [];
     const instance = autocannon({ url, connections: CONNECTIONS, ...limit }, (error, result) =>
@@ -112,8 +124,11 @@ function percentile(values: number[], p: number): number {
 }
 
 interface Measurement {
+  /** At full load. */
   cpuMicrosPerRequest: number;
+  /** At full load. */
   requestsPerSecond: number;
+  /** At the fixed rate. */
   p50: number;
   p99: number;
   heapAfterGC: number;
@@ -121,31 +136,42 @@ interface Measurement {
 }
 
 /** Measures bare Koa and `variant` side by side, once. */
-async function pair(variant: ScenarioName): Promise<{ bare: Measurement; variant: Measurement }> {
-  const servers = await Promise.all([startServer('S0'), startServer(variant)]);
+async function pair(
+  variant: ScenarioName,
+  rep: number,
+): Promise<{ bare: Measurement; variant: Measurement }> {
+  // Which server starts, and is loaded, first alternates: the order alone skews the figures by a few %.
+  const order: [ScenarioName, ScenarioName] = rep % 2 === 0 ? ['S0', variant] : [variant, 'S0'];
+  const servers = await Promise.all(order.map(startServer));
   try {
     await Promise.all(servers.map((s) => load(s.url, { duration: WARMUP_SECONDS })));
     const before = await Promise.all(servers.map((s) => s.ask<CpuSample>('cpu')));
     const loads = await Promise.all(servers.map((s) => load(s.url, { duration: SECONDS })));
     const after = await Promise.all(servers.map((s) => s.ask<CpuSample>('cpu')));
+    const paced = await Promise.all(
+      servers.map((s) => load(s.url, { duration: PACED_SECONDS, overallRate: PACED_RATE })),
+    );
+    const afterPaced = await Promise.all(servers.map((s) => s.ask<CpuSample>('cpu')));
     const heaps = await Promise.all(servers.map((s) => s.ask<HeapSample>('heap')));
     const measure = (i: number): Measurement => {
       const b = before[i] as CpuSample;
       const a = after[i] as CpuSample;
-      const { result, latencies } = loads[i] as Load;
-      const calls = a.schedulingCalls - b.schedulingCalls;
+      const { result } = loads[i] as Load;
+      const { latencies } = paced[i] as Load;
+      const c = afterPaced[i] as CpuSample;
+      const calls = c.schedulingCalls - b.schedulingCalls;
       return {
         cpuMicrosPerRequest: (a.cpuMicros - b.cpuMicros) / (a.completed - b.completed),
         requestsPerSecond: result.requests.average,
         p50: percentile(latencies, 50),
         p99: percentile(latencies, 99),
         heapAfterGC: (heaps[i] as HeapSample).heapAfterGC,
-        ...(calls > 0
-          ? { schedulingMicrosPerCall: (a.schedulingNanos - b.schedulingNanos) / calls / 1000 }
-          : {}),
+        ...(calls > 0 ? { schedulingMicrosPerCall: (c.schedulingMicros - b.schedulingMicros) / calls } : {}),
       };
     };
-    return { bare: measure(0), variant: measure(1) };
+    return rep % 2 === 0
+      ? { bare: measure(0), variant: measure(1) }
+      : { bare: measure(1), variant: measure(0) };
   } finally {
     await Promise.all(servers.map((s) => s.stop()));
   }
@@ -180,6 +206,7 @@ const spread = (values: number[], digits: number) =>
 interface ScenarioResult {
   scenario: ScenarioName;
   title: string;
+  /** Bare ÷ variant CPU per request at full load, one per pair of repetitions. */
   cpuRatio: number[];
   p99Ratio: number[];
   bare: Measurement[];
@@ -188,7 +215,8 @@ interface ScenarioResult {
 
 const started = Date.now();
 console.log(
-  `koa-raincheck bench: ${REPS} repetitions × (${WARMUP_SECONDS} s warm-up + ${SECONDS} s), ` +
+  `koa-raincheck bench: ${REPS} repetitions × (${WARMUP_SECONDS} s warm-up + ${SECONDS} s at full load + ` +
+    `${PACED_SECONDS} s at ${PACED_RATE} req/s each), ` +
     `${CONNECTIONS} connections per server, ${hasTaskset ? 'servers on core 0, load on core 1' : 'no taskset: unpinned'}\n`,
 );
 
@@ -208,40 +236,35 @@ for (const scenario of chosen) {
     variant: [],
   };
   for (let rep = 0; rep < REPS; rep++) {
-    const { bare, variant } = await pair(scenario);
+    const { bare, variant } = await pair(scenario, rep);
     result.bare.push(bare);
     result.variant.push(variant);
-    result.cpuRatio.push(bare.cpuMicrosPerRequest / variant.cpuMicrosPerRequest);
-    result.p99Ratio.push(variant.p99 / bare.p99);
+  }
+  // One ratio per pair of repetitions, the geometric mean of its two orders, which cancels the order's skew.
+  const v = result.variant;
+  const b = result.bare;
+  for (let i = 0; i < REPS; i += 2) {
+    const pairRatio = (pick: (m: Measurement) => number, invert: boolean) => {
+      const r = (j: number) => pick(b[j] as Measurement) / pick(v[j] as Measurement);
+      const mean = Math.sqrt(r(i) * r(i + 1));
+      return invert ? 1 / mean : mean;
+    };
+    result.cpuRatio.push(pairRatio((m) => m.cpuMicrosPerRequest, false));
+    result.p99Ratio.push(pairRatio((m) => m.p99, true));
   }
   results.push(result);
-  const v = result.variant;
+  const of = (pick: (m: Measurement) => number, digits: number, from = v) => spread(from.map(pick), digits);
   const scheduling = v.map((m) => m.schedulingMicrosPerCall).filter((x): x is number => x !== undefined);
   console.log(
-    `${scenario} ${result.title.padEnd(42)} cpu/req ratio ${spread(result.cpuRatio, 3)}  ` +
-      `cpu/req ${spread(
-        v.map((m) => m.cpuMicrosPerRequest),
-        1,
-      )} µs vs bare ${spread(
-        result.bare.map((m) => m.cpuMicrosPerRequest),
-        1,
-      )} µs  ` +
-      `req/s ${spread(
-        v.map((m) => m.requestsPerSecond),
-        0,
-      )}  p50 ${spread(
-        v.map((m) => m.p50),
-        2,
-      )} ms  ` +
-      `p99 ${spread(
-        v.map((m) => m.p99),
-        2,
-      )} ms (×${spread(result.p99Ratio, 2)} bare)  ` +
-      `heap ${spread(
-        v.map((m) => m.heapAfterGC / 2 ** 20),
-        1,
-      )} MB` +
-      (scheduling.length ? `  scheduling ${spread(scheduling, 1)} µs/call` : ''),
+    [
+      `${scenario} ${result.title}`,
+      `   at full load: cpu/req ratio (bare/variant) ${spread(result.cpuRatio, 3)}   ` +
+        `cpu/req ${of((m) => m.cpuMicrosPerRequest, 1)} µs, bare ${of((m) => m.cpuMicrosPerRequest, 1, result.bare)} µs   ` +
+        `req/s ${of((m) => m.requestsPerSecond, 0)}, bare ${of((m) => m.requestsPerSecond, 0, result.bare)}`,
+      `   at ${PACED_RATE} req/s: p50 ${of((m) => m.p50, 2)} ms, p99 ${of((m) => m.p99, 2)} ms ` +
+        `(×${spread(result.p99Ratio, 2)} bare's)   heap after GC ${of((m) => m.heapAfterGC / 2 ** 20, 1)} MB` +
+        (scheduling.length ? `   scheduling ${spread(scheduling, 1)} µs per call` : ''),
+    ].join('\n'),
   );
 }
 
@@ -317,4 +340,59 @@ const json = {
 };
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
 writeFileSync(new URL('./results/latest.json', import.meta.url), `${JSON.stringify(json, null, 2)}\n`);
-console.log('results: bench/results/latest.json');
+writeFileSync(new URL('./RESULTS.md', import.meta.url), markdown());
+console.log('results: bench/results/latest.json, bench/RESULTS.md');
+
+/** bench/RESULTS.md: the latest figures, kept in the repository. */
+function markdown(): string {
+  const row = (r: ScenarioResult) => {
+    const v = r.variant;
+    const med = (pick: (m: Measurement) => number, from = v) => median(from.map(pick));
+    const s = v.map((m) => m.schedulingMicrosPerCall).filter((x): x is number => x !== undefined);
+    return (
+      `| ${r.scenario} | ${r.title} | ${spread(r.cpuRatio, 3)} | ${med((m) => m.cpuMicrosPerRequest).toFixed(1)} ` +
+      `/ ${med((m) => m.cpuMicrosPerRequest, r.bare).toFixed(1)} | ${med((m) => m.requestsPerSecond).toFixed(0)} ` +
+      `/ ${med((m) => m.requestsPerSecond, r.bare).toFixed(0)} | ${med((m) => m.p50).toFixed(2)} | ` +
+      `${med((m) => m.p99).toFixed(2)} | ${spread(r.p99Ratio, 2)} | ${(med((m) => m.heapAfterGC) / 2 ** 20).toFixed(1)} | ` +
+      `${s.length ? median(s).toFixed(0) : ''} |`
+    );
+  };
+  return `# Benchmark results
+
+Written by \`npm run bench\` on ${json.date.slice(0, 10)}: Node ${machine.node}, ${machine.cpus}, ${machine.cores} cores,
+${machine.memoryGiB} GiB; ${machine.pinned ? 'servers pinned to core 0, load generator to core 1' : 'not pinned (no taskset)'}.
+${REPS} repetitions in pairs, one with each server first; each starts bare Koa (S0) and the scenario side by side and loads both at once with
+${CONNECTIONS} connections each: ${WARMUP_SECONDS} s warm-up, ${SECONDS} s at full load (CPU per request, req/s), then
+${PACED_SECONDS} s at a fixed ${PACED_RATE} req/s each (latency, below saturation, so that it is what a request costs and not
+queueing). Which server is started and loaded first skews the figures by a few %: each ratio is the geometric
+mean of a pair of repetitions, one in each order. Figures are medians over the pairs, with min–max where
+given. At full load the two servers race for one core and the slower one gets fewer requests per wake-up of
+its event loop, so a small difference in cost comes out somewhat amplified in the ratio. Ratios compare with bare Koa measured in the same repetition; absolute figures
+vary with the machine's load.
+
+## Targets
+
+| target | measured | |
+|---|---|---|
+${targets.map((t) => `| ${t.target} | ${t.value.toFixed(3)} | ${t.met ? 'met' : '**missed**'} |`).join('\n')}
+
+## Scenarios
+
+| | scenario | CPU/request ratio, bare ÷ variant | CPU µs/request, variant / bare | req/s, variant / bare | p50 ms at ${PACED_RATE} req/s | p99 ms | p99 ÷ bare's | heap MB after GC | scheduling CPU µs/call |
+|---|---|---|---|---|---|---|---|---|---|
+${results.map(row).join('\n')}
+
+S6 (the same as S2 through a ctx-free API) is not there: that API does not exist yet.
+
+Heap after GC, after a warm-up and after ${heap.requests} more requests that each schedule a job:
+${(heap.before / 2 ** 20).toFixed(2)} MB → ${(heap.after / 2 ** 20).toFixed(2)} MB (×${heap.ratio.toFixed(3)}).
+
+## Dedupe key against object-hash
+
+µs per call, median of 15 batches. object-hash is the reference for which arguments are equal.
+
+| arguments | dedupe key | object-hash | speed-up |
+|---|---|---|---|
+${keys.map((k) => `| ${k.input} | ${k.dedupeKeyMicros.toFixed(2)} | ${k.objectHashMicros.toFixed(2)} | ×${k.speedup.toFixed(1)} |`).join('\n')}
+`;
+}

@@ -1,10 +1,16 @@
 import type { Scheduled } from './job.js';
 import { raincheck } from './middleware.js';
 
-export { Job, type JobState, Scheduled } from './job.js';
+export {
+  RaincheckDrainTimeoutError,
+  RaincheckJobError,
+  RaincheckOverflowError,
+  RaincheckTimeoutError,
+} from './errors.js';
+export { Job, type JobState, jobSignal, Scheduled } from './job.js';
 export { type RaincheckMiddleware, raincheck } from './middleware.js';
 export { type RaincheckOptions, type ResponseOutcome, succeeded } from './options.js';
-export { RaincheckJobError } from './report.js';
+export type { DrainResult, RaincheckStats } from './runner.js';
 export { QUEUE } from './schedule.js';
 export default raincheck;
 

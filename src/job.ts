@@ -1,7 +1,8 @@
 import { type Fingerprint, keyOf } from './key.js';
+import { typeName } from './options.js';
 
-/** Where a job is in its life. Every job ends in exactly one of the last three. */
-export type JobState = 'waiting' | 'running' | 'succeeded' | 'failed' | 'dropped';
+/** Where a job is in its life. Every job ends in exactly one of the last four. */
+export type JobState = 'waiting' | 'running' | 'succeeded' | 'failed' | 'timedOut' | 'dropped';
 
 /** One function call to make after the response: what `ctx.raincheck(fn, ...args)` queues. */
 export class Job<Args extends readonly unknown[] = readonly unknown[]> {
@@ -12,13 +13,22 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
   /** @internal What identical calls are recognised by; `undefined` when the job is not deduped. */
   readonly fingerprint: Fingerprint | undefined;
   state: JobState = 'waiting';
+  /** @internal The per-call timeout in ms, if `.timeout()` set one. */
+  timeoutMs: number | undefined;
   #always = false;
   #key: string | undefined;
+  #controller: AbortController | undefined;
+  #abortReason: unknown;
 
   constructor(fn: (...args: Args) => unknown, args: Args, fingerprint: Fingerprint | undefined) {
     this.fn = fn;
     this.args = args;
     this.fingerprint = fingerprint;
+  }
+
+  /** The function's name, for reports. */
+  get name(): string {
+    return this.fn.name || 'anonymous';
   }
 
   /**
@@ -31,19 +41,33 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
     return this.#key;
   }
 
-  /** The function's name, for reports. */
-  get name(): string {
-    return this.fn.name || 'anonymous';
-  }
-
   /** Whether the job runs even when the request failed (see `Scheduled#always()`). */
   get runsAlways(): boolean {
     return this.#always;
   }
 
+  /**
+   * Aborted when the job times out or `drain()` gives up on it, with a `RaincheckTimeoutError` or a
+   * `RaincheckDrainTimeoutError` as its reason. Made on first read; inside the job, `jobSignal()` reads it.
+   */
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#abortReason !== undefined) this.#controller.abort(this.#abortReason);
+    }
+    return this.#controller.signal;
+  }
+
   /** @internal */
   markAlways(): void {
     this.#always = true;
+  }
+
+  /** @internal Aborts the signal, now if it was made, or as it is made. */
+  abort(reason: unknown): void {
+    if (this.#abortReason !== undefined) return;
+    this.#abortReason = reason;
+    this.#controller?.abort(reason);
   }
 }
 
@@ -66,5 +90,55 @@ export class Scheduled {
   always(): this {
     this.job.markAlways();
     return this;
+  }
+
+  /**
+   * Gives this job its own timeout in ms, instead of the `timeout` option's. Call it right away: it has no
+   * effect on a job that has already started.
+   * @throws {TypeError} when `ms` is not a positive number.
+   */
+  timeout(ms: number): this {
+    if (typeof ms !== 'number' || !(ms > 0)) {
+      throw new TypeError(
+        `Expected \`ms\` to be a positive number, got \`${typeof ms === 'number' ? ms : typeName(ms)}\``,
+      );
+    }
+    this.job.timeoutMs = ms;
+    return this;
+  }
+}
+
+let current: Job | undefined;
+
+/**
+ * The `AbortSignal` of the job being started: call it at the top of a job, before its first `await`. It is
+ * aborted when the job times out or `drain()` gives up on it, so the job can stop cooperatively:
+ *
+ * ```js
+ * async function sendEmail(to) {
+ *   const signal = jobSignal();
+ *   await fetch(mailApi, { method: 'POST', body: to, signal });
+ * }
+ * ```
+ * @throws {Error} when called anywhere else (after an `await`, or outside a job): pass the signal on from
+ * the top of the job instead.
+ */
+export function jobSignal(): AbortSignal {
+  if (current === undefined) {
+    throw new Error(
+      'jobSignal() must be called at the top of a job, before its first await: read it there and pass it on',
+    );
+  }
+  return current.signal;
+}
+
+/** @internal Calls the job's function with the job as the one `jobSignal()` answers for. */
+export function callJob(job: Job): unknown {
+  const previous = current;
+  current = job;
+  try {
+    return job.fn(...job.args);
+  } finally {
+    current = previous;
   }
 }

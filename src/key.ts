@@ -20,7 +20,7 @@ export type Fingerprint = readonly unknown[] | string;
 export function fingerprintOf(args: readonly unknown[]): Fingerprint | undefined {
   if (allPrimitives(args)) return args;
   try {
-    const plain = plainKey(args, 0);
+    const plain = plainKey(args);
     if (plain !== undefined) return `j${shorten(plain)}`;
     return `o${objectHash(args as unknown[], { replacer: functionsByIdentity })}`;
   } catch {
@@ -45,7 +45,7 @@ export function sameFingerprint(a: Fingerprint, b: Fingerprint): boolean {
 export function keyOf(fn: object, fingerprint: Fingerprint): string {
   const id = functionId(fn);
   if (typeof fingerprint === 'string') return `${id}${fingerprint}`;
-  return `${id}p${shorten(plainKey(fingerprint, 0) as string)}`;
+  return `${id}p${shorten(plainKey(fingerprint) as string)}`;
 }
 
 /** The dedupe key of `fn(...args)`, or `undefined` when the call is not deduped. */
@@ -89,49 +89,60 @@ const MAX_PLAIN_DEPTH = 32;
  * Every value is tagged with its type, strings and keys with their length, so that `1` and `'1'`, or
  * `['a,b']` and `['a', 'b']`, differ; object keys are sorted, as object-hash does.
  */
-function plainKey(value: unknown, depth: number): string | undefined {
+function plainKey(value: unknown): string | undefined {
+  const out = { key: '' }; // one accumulator, passed down: a getter may schedule, and so re-enter
+  return appendPlain(value, out, 0) ? out.key : undefined;
+}
+
+function appendPlain(value: unknown, out: { key: string }, depth: number): boolean {
   switch (typeof value) {
     case 'string':
-      return `s${value.length}:${value}`;
+      out.key += `s${value.length}:${value}`;
+      return true;
     case 'number':
-      return `n${String(value)};`; // String(-0) is '0': object-hash equates them too
+      out.key += `n${value};`; // '0' for -0 too: object-hash equates them as well
+      return true;
     case 'boolean':
-      return value ? 't' : 'f';
+      out.key += value ? 't' : 'f';
+      return true;
     case 'undefined':
-      return 'u';
+      out.key += 'u';
+      return true;
     case 'bigint':
-      return `i${value};`;
+      out.key += `i${value};`;
+      return true;
     case 'function':
-      return `F${functionId(value)};`;
+      out.key += `F${functionId(value)};`;
+      return true;
     case 'symbol':
-      return undefined;
+      return false;
   }
-  if (value === null) return 'z';
-  if (depth > MAX_PLAIN_DEPTH) return undefined;
-  const proto = Object.getPrototypeOf(value);
-  if (proto === Array.prototype) {
-    const array = value as unknown[];
-    let key = `[${array.length}:`;
-    for (let i = 0; i < array.length; i++) {
-      if (!(i in array)) return undefined; // holes: leave them to object-hash
-      const item = plainKey(array[i], depth + 1);
-      if (item === undefined) return undefined;
-      key += item;
+  if (value === null) {
+    out.key += 'z';
+    return true;
+  }
+  if (depth > MAX_PLAIN_DEPTH) return false;
+  if (Array.isArray(value)) {
+    if (Object.getPrototypeOf(value) !== Array.prototype) return false;
+    out.key += `[${value.length}:`;
+    for (let i = 0; i < value.length; i++) {
+      // Holes are left to object-hash.
+      if (!(i in value) || !appendPlain(value[i], out, depth + 1)) return false;
     }
-    return `${key}]`;
+    out.key += ']';
+    return true;
   }
-  if (proto === Object.prototype) {
-    const object = value as Record<string, unknown>;
-    const keys = Object.keys(object).sort();
-    let key = `{${keys.length}:`;
-    for (const name of keys) {
-      const item = plainKey(object[name], depth + 1);
-      if (item === undefined) return undefined;
-      key += `${name.length}:${name}${item}`;
-    }
-    return `${key}}`;
+  if (Object.getPrototypeOf(value) !== Object.prototype) return false;
+  const object = value as Record<string, unknown>;
+  const keys = Object.keys(object);
+  if (keys.length > 1) keys.sort();
+  out.key += `{${keys.length}:`;
+  for (const name of keys) {
+    out.key += `${name.length}:${name}`;
+    if (!appendPlain(object[name], out, depth + 1)) return false;
   }
-  return undefined;
+  out.key += '}';
+  return true;
 }
 
 /** Longer keys are hashed, so that a big argument does not become a big string kept with its job. */

@@ -1,6 +1,6 @@
 import type { Middleware } from 'koa';
-import { type RaincheckOptions, resolveOptions } from './options.js';
-import { Runner } from './runner.js';
+import { type RaincheckOptions, resolveOptions, typeName } from './options.js';
+import { type DrainResult, type RaincheckStats, Runner } from './runner.js';
 import { type RaincheckContext, RUNNER, scheduleOnContext, watchDownstream } from './schedule.js';
 
 /** The middleware `raincheck()` returns, with a way to wait for its jobs. */
@@ -12,6 +12,15 @@ export interface RaincheckMiddleware extends Middleware {
   onIdle(): Promise<void>;
   /** How many jobs are scheduled and not yet settled. */
   readonly pending: number;
+  /**
+   * For graceful shutdown: resolves when every job that is waiting for its response, waiting for a slot or
+   * running has settled, jobs scheduled meanwhile included. With `timeout` (ms), resolves then at the
+   * latest, with the jobs still unfinished, whose `jobSignal()` it aborts. Never rejects.
+   * @throws {TypeError} when `timeout` is not a positive number.
+   */
+  drain(options?: { readonly timeout?: number | undefined }): Promise<DrainResult>;
+  /** A snapshot of the counts of this middleware's jobs. */
+  readonly stats: RaincheckStats;
 }
 
 /**
@@ -40,5 +49,16 @@ export function raincheck(options?: RaincheckOptions): RaincheckMiddleware {
   return Object.defineProperties(middleware as unknown as RaincheckMiddleware, {
     onIdle: { value: () => runner.onIdle() },
     pending: { get: () => runner.pending },
+    stats: { get: () => runner.stats },
+    drain: {
+      value: (options?: { readonly timeout?: number | undefined }) => {
+        const timeout = options?.timeout ?? Number.POSITIVE_INFINITY;
+        if (typeof timeout !== 'number' || !(timeout > 0)) {
+          const given = typeof timeout === 'number' ? timeout : typeName(timeout);
+          throw new TypeError(`Expected \`options.timeout\` to be a positive number, got \`${given}\``);
+        }
+        return runner.drain(timeout);
+      },
+    },
   });
 }

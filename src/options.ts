@@ -1,6 +1,7 @@
 import type { Context } from 'koa';
+import type { RaincheckJobError } from './errors.js';
 import type { Job } from './job.js';
-import { emitOnApp, logDrop, type RaincheckJobError } from './report.js';
+import { emitOnApp, logDrop } from './report.js';
 
 /** How a request ended, as `runWhen` and `onDrop` see it. */
 export interface ResponseOutcome {
@@ -41,6 +42,30 @@ export interface RaincheckOptions {
   readonly immediate?: boolean | undefined;
 
   /**
+   * How many jobs of this middleware run at once, across all its requests. Jobs over the limit wait for a
+   * free slot, first come first served. A bound by default: a burst of requests must not start a burst of
+   * thousands of concurrent jobs (dj-raincheck starts a thread per job); 100 is far above what I/O-bound
+   * jobs of a normal load need. `Infinity` for no bound.
+   * @default 100
+   */
+  readonly concurrency?: number | undefined;
+
+  /**
+   * How many jobs may wait for a free slot. A job over it is not run, and is reported to `onError` as a
+   * `RaincheckOverflowError` (and counted as dropped). `Infinity`: none is ever turned away.
+   * @default Infinity
+   */
+  readonly maxWaiting?: number | undefined;
+
+  /**
+   * How long, in ms, a job may run before it is reported to `onError` as a `RaincheckTimeoutError`, its
+   * `jobSignal()` aborted, and it no longer holds up `drain()` or a concurrency slot. A job can set its own
+   * with `ctx.raincheck(...).timeout(ms)`. `Infinity`: no timeout.
+   * @default Infinity
+   */
+  readonly timeout?: number | undefined;
+
+  /**
    * Decides, once the response is over, whether the request's jobs run. Jobs scheduled with `.always()` run
    * whatever it says; the others are dropped and reported to `onDrop`.
    * @default ({ threw, status }) => !threw && status < 400
@@ -73,15 +98,21 @@ const defaults: Settings = {
   dedupe: true,
   runAsync: true,
   immediate: false,
+  concurrency: 100,
+  maxWaiting: Number.POSITIVE_INFINITY,
+  timeout: Number.POSITIVE_INFINITY,
   runWhen: succeeded,
   onError: emitOnApp,
   onDrop: logDrop,
 };
 
-const expected: { readonly [K in keyof Settings]: 'boolean' | 'function' } = {
+const expected: { readonly [K in keyof Settings]: 'boolean' | 'function' | 'number' } = {
   dedupe: 'boolean',
   runAsync: 'boolean',
   immediate: 'boolean',
+  concurrency: 'number',
+  maxWaiting: 'number',
+  timeout: 'number',
   runWhen: 'function',
   onError: 'function',
   onDrop: 'function',
@@ -105,10 +136,24 @@ export function resolveOptions(options: RaincheckOptions | undefined): Settings 
     if (value !== undefined && typeof value !== type) {
       throw new TypeError(`Expected \`options.${name}\` to be a ${type}, got \`${typeName(value)}\``);
     }
+    if (typeof value === 'number') checkNumber(name, value);
   }
   const settings: Record<string, unknown> = { ...defaults };
   for (const [name, value] of Object.entries(options)) if (value !== undefined) settings[name] = value;
   return settings as Settings;
+}
+
+/** The numeric options' ranges: whole numbers (or Infinity) for counts, a positive number for the timeout. */
+function checkNumber(name: string, value: number): void {
+  const minimum = name === 'maxWaiting' ? 0 : 1;
+  const ok =
+    name === 'timeout'
+      ? value > 0
+      : value === Number.POSITIVE_INFINITY || (Number.isInteger(value) && value >= minimum);
+  if (!ok) {
+    const what = name === 'timeout' ? 'a positive number of ms' : `a whole number >= ${minimum}, or Infinity`;
+    throw new TypeError(`Expected \`options.${name}\` to be ${what}, got \`${value}\``);
+  }
 }
 
 /** A short name for the type of a value, for error messages. */

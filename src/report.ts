@@ -1,32 +1,9 @@
-import { debuglog, format } from 'node:util';
+import { channel } from 'node:diagnostics_channel';
+import { debuglog } from 'node:util';
 import type { Context } from 'koa';
+import { describe, RaincheckJobError } from './errors.js';
 import type { Job } from './job.js';
 import type { ResponseOutcome } from './options.js';
-
-/**
- * What a failed job is reported as: a real `Error` whatever the job threw, whose message names the job and
- * whose stack is where the job failed. The original value is its `cause`.
- */
-export class RaincheckJobError extends Error {
-  override readonly name = 'RaincheckJobError';
-  /** The job that failed. */
-  readonly job: Job;
-
-  constructor(job: Job, cause: unknown) {
-    super(`koa-raincheck: job ${job.name}() failed: ${describe(cause)}`, { cause });
-    this.job = job;
-    // Keep the frames of the original error, which are where the job went wrong.
-    if (cause instanceof Error && typeof cause.stack === 'string') {
-      const frames = cause.stack.indexOf('\n    at ');
-      if (frames !== -1) this.stack = `${this.name}: ${this.message}${cause.stack.slice(frames)}`;
-    }
-  }
-}
-
-function describe(value: unknown): string {
-  if (value instanceof Error) return value.message;
-  return format('%o', value);
-}
 
 /** Hooks that receive reports; a hook that throws or rejects is contained here. */
 export interface Reporters {
@@ -34,8 +11,10 @@ export interface Reporters {
   onDrop(job: Job, outcome: ResponseOutcome, ctx: Context): unknown;
 }
 
+/** Reports what a job threw, wrapped in a `RaincheckJobError`, or one of its subclasses as it is. */
 export function reportFailure(reporters: Reporters, cause: unknown, job: Job, ctx: Context): void {
-  const error = new RaincheckJobError(job, cause);
+  const error =
+    cause instanceof RaincheckJobError && cause.job === job ? cause : new RaincheckJobError(job, cause);
   contain('onError', () => reporters.onError(error, job, ctx));
 }
 
@@ -85,4 +64,27 @@ export function warnHookFailed(hook: string, error: unknown): void {
 
 export function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
+}
+
+/**
+ * `node:diagnostics_channel` channels, which tracing and APM tools subscribe to. `koa-raincheck:job:start`
+ * gets `{ job }` when a job starts; `koa-raincheck:job:end` gets `{ job, state, duration, error }` once
+ * for every job, whatever its outcome (`duration` in ms, `undefined` for a job that never started).
+ * Nothing is measured or published while nobody subscribes.
+ */
+export const channels = {
+  start: channel('koa-raincheck:job:start'),
+  end: channel('koa-raincheck:job:end'),
+} as const;
+
+/** Publishes a job's start; returns when it started if anyone will want its duration. */
+export function publishStart(job: Job): number | undefined {
+  if (channels.start.hasSubscribers) channels.start.publish({ job });
+  return channels.end.hasSubscribers ? performance.now() : undefined;
+}
+
+export function publishEnd(job: Job, startedAt: number | undefined, error: unknown): void {
+  if (!channels.end.hasSubscribers) return;
+  const duration = startedAt === undefined ? undefined : performance.now() - startedAt;
+  channels.end.publish({ job, state: job.state, duration, error });
 }

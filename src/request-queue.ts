@@ -38,14 +38,17 @@ export class RequestQueue {
     const fingerprint = settings.dedupe ? fingerprintOf(args) : undefined;
     if (fingerprint !== undefined) {
       const earlier = this.#find(fn, fingerprint);
-      if (earlier !== undefined) return new Scheduled(earlier, true);
+      if (earlier !== undefined) {
+        this.#runner.countDeduped();
+        return new Scheduled(earlier, true);
+      }
     }
     const job = new Job(fn, args, fingerprint);
     if (fingerprint !== undefined) this.#remember(job);
-    this.#runner.admit();
+    this.#runner.admit(job);
     if (settings.immediate) this.#runner.runNow(job, this.#ctx);
     else if (this.#outcome === undefined) this.#waiting.push(job);
-    else this.#release([job], this.#outcome);
+    else this.#release([job], this.#outcome, false);
     return new Scheduled(job, false);
   }
 
@@ -56,7 +59,7 @@ export class RequestQueue {
     onResponseEnd(res, (aborted) => {
       const outcome: ResponseOutcome = { status: res.statusCode, threw, error, aborted };
       this.#outcome = outcome; // from here on add() releases jobs itself: #waiting is done with
-      if (this.#waiting.length > 0) this.#release(this.#waiting, outcome);
+      if (this.#waiting.length > 0) this.#release(this.#waiting, outcome, true);
     });
   }
 
@@ -83,9 +86,10 @@ export class RequestQueue {
     }
   }
 
-  #release(jobs: readonly Job[], outcome: ResponseOutcome): void {
+  /** `now`: the caller is on a tick of its own (the response's `'close'`, or the downstream's settling). */
+  #release(jobs: readonly Job[], outcome: ResponseOutcome, now: boolean): void {
     const previous = this.#inOrder;
-    if (previous === undefined) this.#inOrder = this.#runner.release(jobs, outcome, this.#ctx);
-    else this.#inOrder = previous.then(() => this.#runner.release(jobs, outcome, this.#ctx));
+    if (previous === undefined) this.#inOrder = this.#runner.release(jobs, outcome, this.#ctx, now);
+    else this.#inOrder = previous.then(() => this.#runner.release(jobs, outcome, this.#ctx, now));
   }
 }

@@ -15,7 +15,7 @@ export type NodeResponse = ServerResponse | Http2ServerResponse;
  */
 export function onResponseEnd(res: NodeResponse, callback: (aborted: boolean) => void): void {
   if (isOver(res)) callback(wasAborted(res));
-  else res.once('close', () => callback(wasAborted(res)));
+  else res.on('close', () => callback(wasAborted(res))); // not once(): 'close' comes once, and once() wraps
 }
 
 function isOver(res: NodeResponse): boolean {

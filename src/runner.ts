@@ -1,71 +1,163 @@
 import type { Context } from 'koa';
-import type { Job } from './job.js';
+import { RaincheckDrainTimeoutError, RaincheckOverflowError, RaincheckTimeoutError } from './errors.js';
+import { callJob, type Job } from './job.js';
 import type { ResponseOutcome, Settings } from './options.js';
-import { isThenable, reportDrop, reportFailure, warnHookFailed } from './report.js';
+import { isThenable, publishEnd, publishStart, reportDrop, reportFailure, warnHookFailed } from './report.js';
+
+/** Counts of a middleware's jobs. Every scheduled job is in exactly one of the last seven. */
+export interface RaincheckStats {
+  /** Jobs made by `ctx.raincheck()` (calls collapsed into an earlier one are not jobs). */
+  readonly scheduled: number;
+  /** Calls collapsed into an identical earlier call of the same request. */
+  readonly deduped: number;
+  /** Jobs waiting for their response to be over. */
+  readonly awaitingResponse: number;
+  /** Jobs waiting for a free slot (`concurrency`). */
+  readonly waiting: number;
+  readonly running: number;
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly timedOut: number;
+  /** Jobs not run: `runWhen` said no, or `maxWaiting` was reached. */
+  readonly dropped: number;
+}
+
+/** What `drain()` resolves with. */
+export interface DrainResult {
+  /** `true` when every job settled in time. */
+  readonly drained: boolean;
+  /** The jobs still unfinished when the timeout came (awaiting their response, waiting, or running). */
+  readonly unfinished: readonly Job[];
+}
+
+/** A job waiting for a free slot, with what it needs to start. */
+interface Waiting {
+  readonly job: Job;
+  readonly ctx: Context;
+  /** With `runAsync: false`: resolves the request's chain once the job has finished. */
+  readonly finished: (() => void) | undefined;
+}
 
 /**
- * Runs jobs and keeps count of the ones not yet settled, from the moment they are scheduled, so that
- * `onIdle()` also waits for jobs whose response is still being sent. One runner per `raincheck()`
- * middleware: nothing is shared between apps or middleware instances.
+ * Runs jobs: within the concurrency bound, each under its timeout, reporting every outcome. It knows every
+ * job not yet settled, from the moment it is scheduled, so that `onIdle()` and `drain()` also wait for jobs
+ * whose response is still being sent. One runner per `raincheck()` middleware: nothing is shared between
+ * apps or middleware instances.
  */
 export class Runner {
   /** The options of the middleware this runner belongs to. */
   readonly settings: Settings;
-  #pending = 0;
+  readonly #unsettled = new Set<Job>();
   #idleWaiters: Array<() => void> = [];
+  #running = 0;
+  readonly #waiting: Waiting[] = [];
+  #waitingHead = 0;
+  /** With `runAsync: false`: what ends the wait of a request's chain for a running job. */
+  readonly #finished = new Map<Job, () => void>();
+  readonly #counts = {
+    scheduled: 0,
+    deduped: 0,
+    awaitingResponse: 0,
+    succeeded: 0,
+    failed: 0,
+    timedOut: 0,
+    dropped: 0,
+  };
 
   constructor(settings: Settings) {
     this.settings = settings;
   }
 
-  /** Jobs scheduled and not yet settled (waiting for their response, or running). */
+  /** Jobs scheduled and not yet settled (awaiting their response, waiting for a slot, or running). */
   get pending(): number {
-    return this.#pending;
+    return this.#unsettled.size;
+  }
+
+  get stats(): RaincheckStats {
+    return { ...this.#counts, waiting: this.#waiting.length - this.#waitingHead, running: this.#running };
   }
 
   /** Resolves when no job is pending; at once if none is. */
   onIdle(): Promise<void> {
-    if (this.#pending === 0) return Promise.resolve();
+    if (this.#unsettled.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
-  /** Counts a job as pending; it must later go through `runNow()` or `release()`. */
-  admit(): void {
-    this.#pending++;
+  /**
+   * Resolves when every pending job has settled, jobs scheduled meanwhile included; or, after `timeout` ms,
+   * with the jobs still unfinished, whose signals it aborts. Never rejects.
+   */
+  async drain(timeout: number): Promise<DrainResult> {
+    if (this.#unsettled.size === 0) return { drained: true, unfinished: [] };
+    if (timeout === Number.POSITIVE_INFINITY) {
+      await this.onIdle();
+      return { drained: true, unfinished: [] };
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<true>((resolve) => {
+      timer = setTimeout(resolve, timeout, true);
+    });
+    const timedOut = await Promise.race([this.onIdle(), gaveUp]);
+    clearTimeout(timer);
+    if (timedOut !== true) return { drained: true, unfinished: [] };
+    const unfinished = [...this.#unsettled];
+    const reason = new RaincheckDrainTimeoutError(timeout);
+    for (const job of unfinished) job.abort(reason);
+    return { drained: false, unfinished };
+  }
+
+  /** Counts a new job as pending, awaiting its response; it must later go to `runNow()` or `release()`. */
+  admit(job: Job): void {
+    this.#unsettled.add(job);
+    this.#counts.scheduled++;
+    this.#counts.awaitingResponse++;
+  }
+
+  /** Counts a call collapsed into an earlier job. */
+  countDeduped(): void {
+    this.#counts.deduped++;
   }
 
   /** Runs a job right away (the `immediate` option), whatever the request's outcome. */
   runNow(job: Job, ctx: Context): void {
-    void this.#run(job, ctx);
+    this.#counts.awaitingResponse--;
+    void this.#run(job, ctx, false);
   }
 
   /**
-   * Hands over jobs whose response is over. They start on the next tick, never inside the caller, so that
-   * `.always()` can still be chained after a late `ctx.raincheck()`. With `runAsync: false`, returns a
+   * Hands over jobs whose response is over. `now` is for callers that are themselves on a tick of their own
+   * (the response's `'close'` event); otherwise jobs start on the next tick, never inside the caller, so
+   * that `.always()` can still be chained after a late `ctx.raincheck()`. With `runAsync: false`, returns a
    * promise of their end, one after another (it never rejects).
    */
-  release(jobs: readonly Job[], outcome: ResponseOutcome, ctx: Context): Promise<void> | undefined {
-    if (this.settings.runAsync) {
-      process.nextTick(startEach, this, jobs, outcome, ctx);
-      return undefined;
-    }
-    return Promise.resolve().then(() => this.#inOrder(jobs, outcome, ctx));
+  release(
+    jobs: readonly Job[],
+    outcome: ResponseOutcome,
+    ctx: Context,
+    now: boolean,
+  ): Promise<void> | undefined {
+    if (!this.settings.runAsync) return Promise.resolve().then(() => this.#inOrder(jobs, outcome, ctx));
+    if (now) this.startEach(jobs, outcome, ctx);
+    else process.nextTick(startEach, this, jobs, outcome, ctx);
+    return undefined;
   }
 
   /** @internal Starts each job on its own; the ones `runWhen` rejects are dropped. */
   startEach(jobs: readonly Job[], outcome: ResponseOutcome, ctx: Context): void {
     const run = this.#shouldRun(outcome);
+    this.#counts.awaitingResponse -= jobs.length;
     for (const job of jobs) {
-      if (run || job.runsAlways) void this.#run(job, ctx);
-      else this.#drop(job, outcome, ctx);
+      if (run || job.runsAlways) void this.#run(job, ctx, false);
+      else this.#drop(job, () => reportDrop(this.settings, job, outcome, ctx));
     }
   }
 
   async #inOrder(jobs: readonly Job[], outcome: ResponseOutcome, ctx: Context): Promise<void> {
     const run = this.#shouldRun(outcome);
+    this.#counts.awaitingResponse -= jobs.length;
     for (const job of jobs) {
-      if (run || job.runsAlways) await this.#run(job, ctx);
-      else this.#drop(job, outcome, ctx);
+      if (run || job.runsAlways) await this.#run(job, ctx, true);
+      else this.#drop(job, () => reportDrop(this.settings, job, outcome, ctx));
     }
   }
 
@@ -79,49 +171,111 @@ export class Runner {
     }
   }
 
-  #drop(job: Job, outcome: ResponseOutcome, ctx: Context): void {
-    job.state = 'dropped';
-    reportDrop(this.settings, job, outcome, ctx);
-    this.#settle();
+  /**
+   * Starts the job if a slot is free, or queues it for one. With `wait`, returns a promise of the job's end
+   * (never rejecting) for the request's chain.
+   */
+  #run(job: Job, ctx: Context, wait: boolean): Promise<void> | undefined {
+    if (this.#running < this.settings.concurrency) return this.#start(job, ctx, wait);
+    if (this.#waiting.length - this.#waitingHead >= this.settings.maxWaiting) {
+      const error = new RaincheckOverflowError(job, this.settings.maxWaiting);
+      this.#drop(job, () => reportFailure(this.settings, error, job, ctx));
+      return undefined;
+    }
+    if (!wait) {
+      this.#waiting.push({ job, ctx, finished: undefined });
+      return undefined;
+    }
+    return new Promise((finished) => this.#waiting.push({ job, ctx, finished }));
   }
 
-  /**
-   * Never throws nor rejects: a failure, thrown or rejected, Error or not, goes to `onError`. A job that
-   * returns no promise settles at once, without one being made for it.
-   */
-  #run(job: Job, ctx: Context): Promise<void> | undefined {
+  /** Never throws nor rejects: a failure, thrown or rejected, Error or not, goes to `onError`. */
+  #start(job: Job, ctx: Context, wait: boolean): Promise<void> | undefined {
+    this.#running++;
     job.state = 'running';
+    const startedAt = publishStart(job);
+    const timeout = job.timeoutMs ?? this.settings.timeout;
     let result: unknown;
     try {
-      result = job.fn(...job.args);
+      result = callJob(job);
     } catch (error) {
-      this.#fail(job, error, ctx);
+      this.#finish(job, ctx, 'failed', error, startedAt, undefined);
       return undefined;
     }
     if (!isThenable(result)) {
-      this.#succeed(job);
+      this.#finish(job, ctx, 'succeeded', undefined, startedAt, undefined);
       return undefined;
     }
+    const timer =
+      timeout === Number.POSITIVE_INFINITY
+        ? undefined
+        : setTimeout(() => {
+            const error = new RaincheckTimeoutError(job, timeout);
+            job.abort(error);
+            this.#finish(job, ctx, 'timedOut', error, startedAt, undefined);
+          }, timeout).unref();
     // Promise.resolve() also tames a thenable whose then() throws.
-    return Promise.resolve(result).then(
-      () => this.#succeed(job),
-      (error: unknown) => this.#fail(job, error, ctx),
+    Promise.resolve(result).then(
+      () => this.#finish(job, ctx, 'succeeded', undefined, startedAt, timer),
+      (error: unknown) => this.#finish(job, ctx, 'failed', error, startedAt, timer),
     );
+    if (!wait || job.state !== 'running') return undefined;
+    return new Promise((finished) => this.#finished.set(job, finished));
   }
 
-  #succeed(job: Job): void {
-    job.state = 'succeeded';
-    this.#settle();
+  /** The one place a started job ends; whichever of its end and its timeout comes second is ignored. */
+  #finish(
+    job: Job,
+    ctx: Context,
+    state: 'succeeded' | 'failed' | 'timedOut',
+    error: unknown,
+    startedAt: number | undefined,
+    timer: NodeJS.Timeout | undefined,
+  ): void {
+    if (job.state !== 'running') return;
+    if (timer !== undefined) clearTimeout(timer);
+    job.state = state;
+    this.#counts[state]++;
+    this.#running--;
+    if (state !== 'succeeded') reportFailure(this.settings, error, job, ctx);
+    publishEnd(job, startedAt, error);
+    const finished = this.#finished.get(job);
+    if (finished !== undefined) {
+      this.#finished.delete(job);
+      finished();
+    }
+    this.#settle(job);
+    this.#startWaiting();
   }
 
-  #fail(job: Job, error: unknown, ctx: Context): void {
-    job.state = 'failed';
-    reportFailure(this.settings, error, job, ctx);
-    this.#settle();
+  #drop(job: Job, report: () => void): void {
+    job.state = 'dropped';
+    this.#counts.dropped++;
+    report();
+    publishEnd(job, undefined, undefined);
+    this.#settle(job);
   }
 
-  #settle(): void {
-    if (--this.#pending > 0) return;
+  /** Fills the free slots from the waiting jobs, first come first served. */
+  #startWaiting(): void {
+    while (this.#running < this.settings.concurrency && this.#waitingHead < this.#waiting.length) {
+      const next = this.#waiting[this.#waitingHead] as Waiting;
+      this.#waiting[this.#waitingHead++] = undefined as unknown as Waiting; // let it go
+      if (this.#waitingHead === this.#waiting.length) {
+        this.#waiting.length = 0;
+        this.#waitingHead = 0;
+      }
+      const end = this.#start(next.job, next.ctx, next.finished !== undefined);
+      if (next.finished !== undefined) {
+        if (end === undefined) next.finished();
+        else void end.then(next.finished);
+      }
+    }
+  }
+
+  #settle(job: Job): void {
+    this.#unsettled.delete(job);
+    if (this.#unsettled.size > 0) return;
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];
     for (const resolve of waiters) resolve();

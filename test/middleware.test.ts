@@ -25,8 +25,22 @@ describe('raincheck(options)', () => {
       [{ onDrop: {} }, 'Expected `options.onDrop` to be a function, got `object`'],
       [
         { runAsnyc: false },
-        'Unknown option `runAsnyc`; expected one of `dedupe`, `runAsync`, `immediate`, `runWhen`, `onError`, `onDrop`',
+        'Unknown option `runAsnyc`; expected one of `dedupe`, `runAsync`, `immediate`, `concurrency`, ' +
+          '`maxWaiting`, `timeout`, `runWhen`, `onError`, `onDrop`',
       ],
+      [{ concurrency: '10' }, 'Expected `options.concurrency` to be a number, got `string`'],
+      [{ concurrency: 0 }, 'Expected `options.concurrency` to be a whole number >= 1, or Infinity, got `0`'],
+      [
+        { concurrency: 2.5 },
+        'Expected `options.concurrency` to be a whole number >= 1, or Infinity, got `2.5`',
+      ],
+      [{ maxWaiting: -1 }, 'Expected `options.maxWaiting` to be a whole number >= 0, or Infinity, got `-1`'],
+      [
+        { maxWaiting: Number.NaN },
+        'Expected `options.maxWaiting` to be a whole number >= 0, or Infinity, got `NaN`',
+      ],
+      [{ timeout: 0 }, 'Expected `options.timeout` to be a positive number of ms, got `0`'],
+      [{ timeout: -5 }, 'Expected `options.timeout` to be a positive number of ms, got `-5`'],
     ];
     for (const [options, message] of cases) {
       expect(() => raincheck(options as never), String(message)).to.throw(TypeError, message);

@@ -1,0 +1,70 @@
+import { format } from 'node:util';
+import type { Job } from './job.js';
+
+/**
+ * What `onError` receives for a job: a real `Error` whatever the job threw, whose message names the job and
+ * whose stack is where the job failed. The original value is its `cause`. Timeouts and overflows are
+ * subclasses, so one `instanceof` catches every job report.
+ */
+export class RaincheckJobError extends Error {
+  override readonly name: string = 'RaincheckJobError';
+  /** The job concerned. */
+  readonly job: Job;
+
+  constructor(
+    job: Job,
+    cause: unknown,
+    message = `koa-raincheck: job ${job.name}() failed: ${describe(cause)}`,
+  ) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.job = job;
+    // Keep the frames of the original error, which are where the job went wrong.
+    if (cause instanceof Error && typeof cause.stack === 'string') {
+      const frames = cause.stack.indexOf('\n    at ');
+      if (frames !== -1) this.stack = `RaincheckJobError: ${this.message}${cause.stack.slice(frames)}`;
+    }
+  }
+}
+
+/** A job that ran longer than its timeout: it no longer holds up `drain()`, and its signal is aborted. */
+export class RaincheckTimeoutError extends RaincheckJobError {
+  override readonly name: string = 'RaincheckTimeoutError';
+  /** The timeout it ran past, in ms. */
+  readonly timeout: number;
+
+  constructor(job: Job, timeout: number) {
+    super(job, undefined, `koa-raincheck: job ${job.name}() timed out after ${timeout} ms`);
+    this.timeout = timeout;
+  }
+}
+
+/** A job not run because `maxWaiting` jobs were already waiting for a free slot. */
+export class RaincheckOverflowError extends RaincheckJobError {
+  override readonly name: string = 'RaincheckOverflowError';
+  /** The bound that was reached. */
+  readonly maxWaiting: number;
+
+  constructor(job: Job, maxWaiting: number) {
+    super(
+      job,
+      undefined,
+      `koa-raincheck: job ${job.name}() not run: ${maxWaiting} jobs were already waiting for a free slot (maxWaiting)`,
+    );
+    this.maxWaiting = maxWaiting;
+  }
+}
+
+/** The reason a running job's signal is aborted when `drain()` gives up waiting for it. */
+export class RaincheckDrainTimeoutError extends Error {
+  override readonly name: string = 'RaincheckDrainTimeoutError';
+
+  constructor(timeout: number) {
+    super(`koa-raincheck: drain() gave up after ${timeout} ms`);
+  }
+}
+
+/** A value in words, for messages. */
+export function describe(value: unknown): string {
+  if (value instanceof Error) return value.message;
+  return format('%o', value);
+}
