@@ -235,17 +235,19 @@ export class Runner {
     if (job.state !== 'running') return;
     if (timer !== undefined) clearTimeout(timer);
     job.state = state;
-    this.#counts[state]++;
+    if (state === 'succeeded') this.#counts.succeeded++;
+    else if (state === 'failed') this.#counts.failed++;
+    else this.#counts.timedOut++;
     this.#running--;
     if (state !== 'succeeded') reportFailure(this.settings, error, job, ctx);
     publishEnd(job, startedAt, error);
-    const finished = this.#finished.get(job);
+    const finished = this.#finished.size === 0 ? undefined : this.#finished.get(job);
     if (finished !== undefined) {
       this.#finished.delete(job);
       finished();
     }
     this.#settle(job);
-    this.#startWaiting();
+    if (this.#waitingHead < this.#waiting.length) this.#startWaiting();
   }
 
   #drop(job: Job, report: () => void): void {
