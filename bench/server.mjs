@@ -2,7 +2,7 @@
 // Plain JavaScript on the built dist/, run by plain node: what users run. (Through tsx, esbuild's
 // keep-names helper would wrap every closure the library creates per request, and skew the figures.)
 import Koa from 'koa';
-import { raincheck } from '../dist/index.js';
+import { raincheck, schedule } from '../dist/index.js';
 
 /** The scenarios: each one a Koa app whose per-request CPU is compared with bare Koa's (S0). */
 export const scenarios = {
@@ -12,6 +12,7 @@ export const scenarios = {
   S3: 'ten jobs, five duplicates',
   S4: 'one job awaiting a 50 ms timer',
   S5: 'one job, an array of 1,000 small objects',
+  S6: 'S2 through schedule(), without ctx (Koa asyncLocalStorage on)',
   S7: 'one job, dedupe: false',
 };
 
@@ -52,6 +53,10 @@ const handlers = {
     scheduling.calls++;
     ctx.body = 'ok';
   },
+  S6: (ctx) => {
+    schedule(noop, 'user@example.com', 'Welcome', 'Hello there');
+    ctx.body = 'ok';
+  },
   S7: (ctx) => {
     ctx.raincheck(noop, 'user@example.com', 'Welcome', 'Hello there');
     ctx.body = 'ok';
@@ -61,7 +66,7 @@ const handlers = {
 const name = process.argv[2];
 if (name !== undefined) {
   if (!Object.hasOwn(handlers, name)) throw new TypeError(`Unknown scenario ${name}`);
-  const app = new Koa();
+  const app = new Koa({ asyncLocalStorage: name === 'S6' });
   let completed = 0;
   app.use(async (_ctx, next) => {
     await next();

@@ -2,6 +2,15 @@ import type { Scheduled } from './job.js';
 import { raincheck } from './middleware.js';
 
 export {
+  type OutsideRequest,
+  type Rainchecked,
+  type RaincheckedOptions,
+  RaincheckOutsideRequestError,
+  rainchecked,
+  schedule,
+  setOutsideRequest,
+} from './ambient.js';
+export {
   RaincheckDrainTimeoutError,
   RaincheckJobError,
   RaincheckOverflowError,

@@ -1,4 +1,5 @@
 import type { Middleware } from 'koa';
+import { rememberApp } from './ambient.js';
 import { type RaincheckOptions, resolveOptions, typeName } from './options.js';
 import { type DrainResult, type RaincheckStats, Runner } from './runner.js';
 import { type RaincheckContext, RUNNER, scheduleOnContext, watchDownstream } from './schedule.js';
@@ -37,11 +38,13 @@ export function raincheck(options?: RaincheckOptions): RaincheckMiddleware {
     if (ctx[RUNNER] !== undefined) return next();
     ctx[RUNNER] = runner;
     if (ctx.raincheck !== scheduleOnContext) {
+      // Once per app: ctx.raincheck on its context prototype, and its context storage for schedule().
       Object.defineProperty(ctx.app.context, 'raincheck', {
         value: scheduleOnContext,
         configurable: true,
         writable: true,
       });
+      rememberApp(ctx.app);
     }
     return watchDownstream(ctx, next());
   };

@@ -55,6 +55,11 @@ function contain(hook: string, call: () => unknown): void {
   }
 }
 
+/** A job run outside any request has no app to report to: its failure becomes a process warning. */
+export function warnJobFailed(job: Job, cause: unknown): void {
+  process.emitWarning(new RaincheckJobError(job, cause));
+}
+
 export function warnHookFailed(hook: string, error: unknown): void {
   process.emitWarning(`koa-raincheck: ${hook} threw: ${describe(error)}`, {
     type: 'RaincheckWarning',

@@ -13,6 +13,9 @@ export const QUEUE: unique symbol = Symbol.for('koa-raincheck.queue');
 /** The runner of the `raincheck()` middleware that owns this request. */
 export const RUNNER: unique symbol = Symbol.for('koa-raincheck.runner');
 
+/** On a `rainchecked()` wrapper: the function it wraps, which is what gets scheduled and deduped. */
+export const WRAPPED: unique symbol = Symbol.for('koa-raincheck.wrapped');
+
 /** The promise of the middleware downstream of `raincheck()`, kept until a queue needs it. */
 export const DOWNSTREAM: unique symbol = Symbol.for('koa-raincheck.downstream');
 
@@ -32,7 +35,8 @@ export function scheduleOnContext(this: RaincheckContext, fn: unknown, ...args: 
   if (typeof fn !== 'function') {
     throw new TypeError(`Expected \`fn\` to be a function, got \`${typeName(fn)}\``);
   }
-  return queueOf(this).add(fn as (...args: readonly unknown[]) => unknown, args);
+  const target = (fn as { [WRAPPED]?: unknown })[WRAPPED] ?? fn;
+  return queueOf(this).add(target as (...args: readonly unknown[]) => unknown, args);
 }
 
 /** The request's queue, made on first use so that requests that schedule nothing pay nothing for it. */

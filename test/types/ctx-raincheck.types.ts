@@ -6,7 +6,10 @@ import raincheck, {
   type Job,
   type RaincheckJobError,
   type ResponseOutcome,
+  rainchecked,
   type Scheduled,
+  schedule,
+  setOutsideRequest,
 } from '../../src/index.js';
 
 declare function sendEmail(to: string, subject: string, body: string): Promise<void>;
@@ -65,3 +68,20 @@ const rc = raincheck();
 const idle: Promise<void> = rc.onIdle();
 const pending: number = rc.pending;
 void [idle, pending];
+
+// Scheduling without ctx keeps the types of the function.
+const sendWelcome = rainchecked(sendEmail);
+const direct: Promise<void> = sendWelcome('a@example.com', 'Hi', 'body'); // still the function
+const viaSchedule: Scheduled = sendWelcome.schedule('a@example.com', 'Hi', 'body');
+void [direct, viaSchedule];
+// @ts-expect-error a wrong argument type to .schedule()
+sendWelcome.schedule('a@example.com', 'Hi', 42);
+// @ts-expect-error a missing argument to .schedule()
+sendWelcome.schedule('a@example.com');
+schedule(audit, { type: 'signup', userId: 1 });
+// @ts-expect-error a wrong argument type to schedule()
+schedule(audit, { type: 'signup', userId: '1' });
+rainchecked(noArgs, { outside: 'run' }).schedule();
+// @ts-expect-error an unknown outside behaviour
+rainchecked(noArgs, { outside: 'later' });
+setOutsideRequest('run');

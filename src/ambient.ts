@@ -1,0 +1,162 @@
+import type { AsyncLocalStorage } from 'node:async_hooks';
+import type Koa from 'koa';
+import { callJob, Job, Scheduled } from './job.js';
+import { typeName } from './options.js';
+import { isThenable, warnJobFailed } from './report.js';
+import { type RaincheckContext, RUNNER, WRAPPED } from './schedule.js';
+
+/**
+ * What scheduling without `ctx` does outside any request handled by `raincheck()` (a script, a worker, a
+ * test without the middleware): `'throw'` an `Error` that says so (the default, as Next.js's `after()`
+ * does), or `'run'` the function at once (as django-post-request-task does). Never a global queue that
+ * would run the job at the end of some other request.
+ */
+export type OutsideRequest = 'throw' | 'run';
+
+/** A function that can also be scheduled after the current request's response: see `rainchecked()`. */
+export type Rainchecked<F extends (...args: never[]) => unknown> = F & {
+  /**
+   * Schedules a call of the function after the current request's response, as `ctx.raincheck(fn, ...args)`
+   * would: same dedupe, failure and ordering rules. Outside a request: see the `outside` option.
+   */
+  schedule(...args: Parameters<F>): Scheduled;
+};
+
+export interface RaincheckedOptions {
+  /**
+   * Outside any request handled by `raincheck()`: throw, or run the function at once.
+   * @default the process-wide default, `'throw'` unless `setOutsideRequest()` changed it
+   */
+  readonly outside?: OutsideRequest | undefined;
+}
+
+/**
+ * Wraps `fn`, in the spirit of dj-raincheck's `@raincheck` decorator: calling the result still calls `fn`;
+ * `.schedule(...args)` queues the call on the current request, found through Koa's own
+ * `AsyncLocalStorage` (`new Koa({ asyncLocalStorage: true })`), so service code needs no `ctx`.
+ * @throws {TypeError} when `fn` is not a function or `options.outside` is neither `'throw'` nor `'run'`.
+ */
+export function rainchecked<F extends (...args: never[]) => unknown>(
+  fn: F,
+  options?: RaincheckedOptions,
+): Rainchecked<F> {
+  if (typeof fn !== 'function')
+    throw new TypeError(`Expected \`fn\` to be a function, got \`${typeName(fn)}\``);
+  const outside = options?.outside;
+  if (outside !== undefined) checkOutside(outside, 'options.outside');
+  const wrapper = function (this: unknown, ...args: Parameters<F>) {
+    return fn.apply(this, args);
+  } as Rainchecked<F>;
+  Object.defineProperty(wrapper, 'name', { value: fn.name });
+  Object.defineProperty(wrapper, WRAPPED, { value: fn }); // so ctx.raincheck(wrapper) dedupes with .schedule()
+  wrapper.schedule = (...args: Parameters<F>) =>
+    scheduleAmbient(fn as unknown as (...args: unknown[]) => unknown, args, outside ?? defaultOutside);
+  return wrapper;
+}
+
+/**
+ * Schedules `fn(...args)` after the current request's response without `ctx`, for functions you do not
+ * own; the same as `ctx.raincheck(fn, ...args)` on the request found through Koa's `AsyncLocalStorage`.
+ * Outside a request it follows the process-wide default (see `setOutsideRequest()`).
+ * @throws {TypeError} when `fn` is not a function.
+ */
+export function schedule<Args extends unknown[]>(
+  fn: (...args: Args) => unknown,
+  ...args: NoInfer<Args>
+): Scheduled {
+  if (typeof fn !== 'function')
+    throw new TypeError(`Expected \`fn\` to be a function, got \`${typeName(fn)}\``);
+  return scheduleAmbient(fn as (...args: unknown[]) => unknown, args, defaultOutside);
+}
+
+let defaultOutside: OutsideRequest = 'throw';
+
+/**
+ * Sets what `schedule()` and the wrappers without an `outside` option of their own do outside a request:
+ * `'throw'` (the default) or `'run'` at once. For scripts and workers that share service code with the app.
+ */
+export function setOutsideRequest(behaviour: OutsideRequest): void {
+  checkOutside(behaviour, 'behaviour');
+  defaultOutside = behaviour;
+}
+
+/** Thrown by scheduling without `ctx` outside a request, when that is set to `'throw'`. */
+export class RaincheckOutsideRequestError extends Error {
+  override readonly name: string = 'RaincheckOutsideRequestError';
+
+  constructor(fn: { readonly name: string }) {
+    super(
+      `koa-raincheck: ${fn.name || 'anonymous'}() was scheduled outside any request handled by raincheck(). ` +
+        'In a Koa app, create it with new Koa({ asyncLocalStorage: true }) and mount app.use(raincheck()) ' +
+        "before the code that schedules; elsewhere, use { outside: 'run' } or setOutsideRequest('run') to run " +
+        'such calls at once.',
+    );
+  }
+}
+
+function scheduleAmbient(
+  fn: (...args: unknown[]) => unknown,
+  args: unknown[],
+  outside: OutsideRequest,
+): Scheduled {
+  const ctx = currentContext();
+  if (ctx !== undefined) return ctx.raincheck(fn, ...args);
+  if (outside === 'throw') throw new RaincheckOutsideRequestError(fn);
+  return runAtOnce(fn, args);
+}
+
+/** Outside a request with `'run'`: no response to wait for, no app to report to but the process. */
+function runAtOnce(fn: (...args: unknown[]) => unknown, args: unknown[]): Scheduled {
+  const job = new Job(fn, args, undefined);
+  job.state = 'running';
+  const fail = (error: unknown) => {
+    job.state = 'failed';
+    warnJobFailed(job, error);
+  };
+  try {
+    const result = callJob(job);
+    if (isThenable(result)) {
+      Promise.resolve(result).then(() => {
+        job.state = 'succeeded';
+      }, fail);
+    } else {
+      job.state = 'succeeded';
+    }
+  } catch (error) {
+    fail(error);
+  }
+  return new Scheduled(job, false);
+}
+
+/**
+ * The context storages of the Koa apps `raincheck()` has served, kept on `globalThis` under a registered
+ * symbol so that two copies of this package in one `node_modules` tree share them instead of each seeing
+ * half. Koa's own storage is used: no second `AsyncLocalStorage` layer, and nothing for apps that do not
+ * enable it.
+ */
+const STORAGES = Symbol.for('koa-raincheck.storages');
+const shared = globalThis as { [STORAGES]?: Set<AsyncLocalStorage<unknown>> };
+shared[STORAGES] ??= new Set();
+const storages = shared[STORAGES];
+
+/** Called once per app by the middleware: remembers the app's context storage, if it has one. */
+export function rememberApp(app: Koa): void {
+  const storage = (app as { ctxStorage?: AsyncLocalStorage<unknown> | null }).ctxStorage;
+  if (storage) storages.add(storage);
+}
+
+/** The context of the request being handled, if it went through `raincheck()`. */
+function currentContext(): RaincheckContext | undefined {
+  for (const storage of storages) {
+    const ctx = storage.getStore() as RaincheckContext | undefined;
+    if (ctx?.[RUNNER] !== undefined) return ctx;
+  }
+  return undefined;
+}
+
+function checkOutside(value: unknown, name: string): void {
+  if (value !== 'throw' && value !== 'run') {
+    const given = typeof value === 'string' ? `'${value}'` : typeName(value);
+    throw new TypeError(`Expected \`${name}\` to be 'throw' or 'run', got \`${given}\``);
+  }
+}
