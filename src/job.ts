@@ -15,6 +15,10 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
   state: JobState = 'waiting';
   /** @internal The per-call timeout in ms, if `.timeout()` set one. */
   timeoutMs: number | undefined;
+  /** @internal The runner's list of unsettled jobs (a linked list: no hashing per job). */
+  previousUnsettled: Job | undefined;
+  /** @internal */
+  nextUnsettled: Job | undefined;
   #always = false;
   #key: string | undefined;
   #controller: AbortController | undefined;

@@ -47,7 +47,10 @@ interface Waiting {
 export class Runner {
   /** The options of the middleware this runner belongs to. */
   readonly settings: Settings;
-  readonly #unsettled = new Set<Job>();
+  /** Every job not yet settled, oldest first: a list linked through the jobs, for drain() to name them. */
+  #oldest: Job | undefined;
+  #newest: Job | undefined;
+  #unsettledCount = 0;
   #idleWaiters: Array<() => void> = [];
   #running = 0;
   readonly #waiting: Waiting[] = [];
@@ -70,7 +73,7 @@ export class Runner {
 
   /** Jobs scheduled and not yet settled (awaiting their response, waiting for a slot, or running). */
   get pending(): number {
-    return this.#unsettled.size;
+    return this.#unsettledCount;
   }
 
   get stats(): RaincheckStats {
@@ -79,7 +82,7 @@ export class Runner {
 
   /** Resolves when no job is pending; at once if none is. */
   onIdle(): Promise<void> {
-    if (this.#unsettled.size === 0) return Promise.resolve();
+    if (this.#unsettledCount === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
@@ -88,7 +91,7 @@ export class Runner {
    * with the jobs still unfinished, whose signals it aborts. Never rejects.
    */
   async drain(timeout: number): Promise<DrainResult> {
-    if (this.#unsettled.size === 0) return { drained: true, unfinished: [] };
+    if (this.#unsettledCount === 0) return { drained: true, unfinished: [] };
     if (timeout === Number.POSITIVE_INFINITY) {
       await this.onIdle();
       return { drained: true, unfinished: [] };
@@ -100,7 +103,8 @@ export class Runner {
     const timedOut = await Promise.race([this.onIdle(), gaveUp]);
     clearTimeout(timer);
     if (timedOut !== true) return { drained: true, unfinished: [] };
-    const unfinished = [...this.#unsettled];
+    const unfinished: Job[] = [];
+    for (let job = this.#oldest; job !== undefined; job = job.nextUnsettled) unfinished.push(job);
     const reason = new RaincheckDrainTimeoutError(timeout);
     for (const job of unfinished) job.abort(reason);
     return { drained: false, unfinished };
@@ -108,7 +112,11 @@ export class Runner {
 
   /** Counts a new job as pending, awaiting its response; it must later go to `runNow()` or `release()`. */
   admit(job: Job): void {
-    this.#unsettled.add(job);
+    job.previousUnsettled = this.#newest;
+    if (this.#newest === undefined) this.#oldest = job;
+    else this.#newest.nextUnsettled = job;
+    this.#newest = job;
+    this.#unsettledCount++;
     this.#counts.scheduled++;
     this.#counts.awaitingResponse++;
   }
@@ -276,8 +284,14 @@ export class Runner {
   }
 
   #settle(job: Job): void {
-    this.#unsettled.delete(job);
-    if (this.#unsettled.size > 0) return;
+    const { previousUnsettled: previous, nextUnsettled: next } = job;
+    if (previous === undefined) this.#oldest = next;
+    else previous.nextUnsettled = next;
+    if (next === undefined) this.#newest = previous;
+    else next.previousUnsettled = previous;
+    job.previousUnsettled = undefined;
+    job.nextUnsettled = undefined;
+    if (--this.#unsettledCount > 0) return;
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];
     for (const resolve of waiters) resolve();

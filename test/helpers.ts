@@ -1,7 +1,9 @@
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { expect } from 'chai';
 import Koa from 'koa';
+import request from 'supertest';
 import { type RaincheckMiddleware, type RaincheckOptions, raincheck } from '../src/index.js';
 
 /** A promise with its resolve function outside, for jobs and handlers to wait on. */
@@ -56,5 +58,23 @@ export class Timeline {
     const index = this.events.indexOf(event);
     if (index === -1) throw new Error(`"${event}" never happened; timeline: ${this.events.join(', ')}`);
     return index;
+  }
+}
+
+/** Sends `GET /?id=0` to `/?id=${count - 1}` all at once over real HTTP; checks each answer is its own id. */
+export async function requestIds(app: Koa, count: number): Promise<void> {
+  const { url, close } = await listen(app);
+  try {
+    const ids = Array.from({ length: count }, (_, i) => String(i));
+    const bodies = await Promise.all(
+      ids.map((id) =>
+        request(url)
+          .get(`/?id=${id}`)
+          .then((r) => r.text),
+      ),
+    );
+    expect(bodies).to.deep.equal(ids);
+  } finally {
+    await close();
   }
 }

@@ -12,7 +12,7 @@ import {
   schedule,
   setOutsideRequest,
 } from '../../src/index.js';
-import { deferred, listen } from '../helpers.js';
+import { deferred, requestIds } from '../helpers.js';
 
 /** A Koa app with its own AsyncLocalStorage, as the ctx-free API needs, and raincheck() mounted. */
 function ambientApp(options?: Parameters<typeof raincheck>[0]) {
@@ -109,21 +109,8 @@ describe('rainchecked(fn).schedule(...args) and schedule(fn, ...args)', () => {
       await service(id);
       ctx.body = id;
     });
-    const { url, close } = await listen(app);
-    try {
-      const ids = Array.from({ length: 50 }, (_, i) => String(i));
-      const bodies = await Promise.all(
-        ids.map((id) =>
-          request(url)
-            .get(`/?id=${id}`)
-            .then((r) => r.text),
-        ),
-      );
-      expect(bodies).to.deep.equal(ids);
-      await rc.onIdle();
-    } finally {
-      await close();
-    }
+    await requestIds(app, 50); // all at once, each answered with its own id
+    await rc.onIdle();
     expect(landed).to.have.length(50);
     expect(landed.every(({ job, request }) => job === request)).to.equal(true);
     expect(new Set(landed.map(({ job }) => job)).size).to.equal(50);
