@@ -325,7 +325,7 @@ console.log(`\n${seconds} s in all`);
 const machine = {
   node: process.version,
   cpus: os.cpus()[0]?.model ?? 'unknown',
-  cores: os.availableParallelism(),
+  cores: os.cpus().length, // not availableParallelism(): this process is pinned to one core
   memoryGiB: Math.round(os.totalmem() / 2 ** 30),
   pinned: hasTaskset,
 };

@@ -12,6 +12,8 @@ import {
 import { appWith, deferred } from '../helpers.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** How long the jobs that are meant to time out work: well past their timeouts (20 and 30 ms). */
+const PAST_TIMEOUT_MS = 120;
 
 describe('raincheck({ concurrency, maxWaiting })', () => {
   it('runs at most `concurrency` jobs at once across requests, the others in the order they came', async () => {
@@ -104,7 +106,7 @@ describe('raincheck({ timeout }), .timeout(ms) and jobSignal()', () => {
     app.use(async (ctx) => {
       ctx.raincheck(async function slow() {
         signals.push(jobSignal());
-        await sleep(120);
+        await sleep(PAST_TIMEOUT_MS);
         finishedLate.resolve();
       });
       ctx.raincheck(() => ran.push('next in line'));
@@ -129,7 +131,7 @@ describe('raincheck({ timeout }), .timeout(ms) and jobSignal()', () => {
   it('lets one call set its own timeout', async () => {
     const { app, rc, errors } = appWith();
     app.use(async (ctx) => {
-      ctx.raincheck(() => sleep(100)).timeout(20);
+      ctx.raincheck(() => sleep(PAST_TIMEOUT_MS)).timeout(20);
       ctx.raincheck(() => sleep(40));
       ctx.body = 'ok';
     });
@@ -204,7 +206,7 @@ describe('rc.stats and the koa-raincheck:job:* channels', () => {
         ctx.raincheck(() => {
           throw new Error('x');
         });
-        ctx.raincheck(() => sleep(200)); // times out
+        ctx.raincheck(() => sleep(PAST_TIMEOUT_MS)); // times out
         if (ctx.query.fail)
           ctx.status = 500; // all dropped
         else ctx.body = 'ok';
