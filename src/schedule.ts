@@ -21,6 +21,7 @@ export const DOWNSTREAM: unique symbol = Symbol.for('koa-raincheck.downstream');
 
 /** What the middleware keeps on a request's `ctx`. */
 export interface RaincheckContext extends Context {
+  [QUEUE]?: RequestQueue;
   [RUNNER]?: Runner;
   [DOWNSTREAM]?: Promise<unknown>;
 }
@@ -41,7 +42,7 @@ export function scheduleOnContext(this: RaincheckContext, fn: unknown, ...args: 
 
 /** The request's queue, made on first use so that requests that schedule nothing pay nothing for it. */
 function queueOf(ctx: RaincheckContext): RequestQueue {
-  const existing = (ctx.state as Record<symbol, RequestQueue | undefined>)[QUEUE];
+  const existing = ctx[QUEUE];
   if (existing !== undefined) return existing;
   const runner = ctx[RUNNER];
   if (runner === undefined) {
@@ -51,6 +52,8 @@ function queueOf(ctx: RaincheckContext): RequestQueue {
     );
   }
   const queue = new RequestQueue(ctx, runner);
+  // Kept on ctx, where code that replaces ctx.state cannot lose it; shown on ctx.state, the documented place.
+  ctx[QUEUE] = queue;
   (ctx.state as Record<symbol, RequestQueue>)[QUEUE] = queue;
   // Scheduled while the downstream was still being called synchronously, the middleware will hand the
   // queue its promise; otherwise it is here already (pending, or settled for a late first call).
@@ -64,7 +67,7 @@ function queueOf(ctx: RaincheckContext): RequestQueue {
  * one is made) starts waiting for the response to be over. Returns `downstream` for Koa.
  */
 export function watchDownstream(ctx: RaincheckContext, downstream: Promise<unknown>): Promise<unknown> {
-  const queue = (ctx.state as Record<symbol, RequestQueue | undefined>)[QUEUE];
+  const queue = ctx[QUEUE];
   if (queue !== undefined) handOffWhenSettled(downstream, queue);
   else ctx[DOWNSTREAM] = downstream;
   return downstream;

@@ -172,6 +172,22 @@ describe('ctx.raincheck(fn, ...args)', () => {
     expect((thrown as Error).message).to.match(/did not pass through the raincheck\(\) middleware/);
   });
 
+  it('loses no job when a handler replaces ctx.state after scheduling', async () => {
+    const { app, rc } = appWith();
+    const ran: string[] = [];
+    app.use(async (ctx) => {
+      ctx.raincheck(() => ran.push('before'));
+      ctx.state = { user: 'ann' }; // the queue shown on the old state object is gone from it
+      ctx.raincheck(() => ran.push('after'));
+      await Promise.resolve();
+      ctx.raincheck(() => ran.push('later'));
+      ctx.body = 'ok';
+    });
+    await request(app.callback()).get('/').expect(200);
+    await rc.onIdle();
+    expect(ran).to.deep.equal(['before', 'after', 'later']);
+  });
+
   describe('scheduled late', () => {
     it('runs a job scheduled from inside a running job', async () => {
       const { app, rc } = appWith();
