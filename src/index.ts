@@ -16,7 +16,7 @@ export {
   RaincheckOverflowError,
   RaincheckTimeoutError,
 } from './errors.js';
-export { Job, type JobState, jobSignal, Scheduled } from './job.js';
+export { Job, type JobState, jobReporter, jobSignal, Scheduled } from './job.js';
 export { type RaincheckMiddleware, raincheck } from './middleware.js';
 export { type RaincheckOptions, type ResponseOutcome, succeeded } from './options.js';
 export type { DrainResult, RaincheckStats } from './runner.js';

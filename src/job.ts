@@ -112,7 +112,14 @@ export class Scheduled {
   }
 }
 
+/** Where a job's reports go: its middleware's `onError`, with its request's `ctx`. */
+export interface JobReports {
+  report(error: unknown, job: Job, ctx: unknown): void;
+}
+
 let current: Job | undefined;
+let currentReports: JobReports | undefined;
+let currentCtx: unknown;
 
 /**
  * The `AbortSignal` of the job being started: call it at the top of a job, before its first `await`. It is
@@ -136,13 +143,48 @@ export function jobSignal(): AbortSignal {
   return current.signal;
 }
 
-/** @internal Calls the job's function with the job as the one `jobSignal()` answers for. */
-export function callJob(job: Job): unknown {
+/**
+ * A function that reports an error of the job being started to where its failures go (`onError`, Koa's
+ * `'error'` event by default) without failing it: for jobs that retry, so that each failed attempt is
+ * seen. Call it at the top of the job, like `jobSignal()`. Outside a request's job (a job run at once
+ * outside any request), reports become process warnings.
+ * @throws {Error} when called anywhere else.
+ */
+export function jobReporter(): (error: unknown) => void {
+  const reporter = currentReporter();
+  if (reporter === undefined) {
+    throw new Error(
+      'jobReporter() must be called at the top of a job, before its first await: read it there and pass it on',
+    );
+  }
+  return reporter;
+}
+
+/** @internal `jobReporter()`, or `undefined` outside the start of a job. */
+export function currentReporter(): ((error: unknown) => void) | undefined {
+  if (current === undefined) return undefined;
+  const job = current;
+  const reports = currentReports;
+  const ctx = currentCtx;
+  return (error) => {
+    if (reports === undefined) process.emitWarning(error instanceof Error ? error : String(error));
+    else reports.report(error, job, ctx);
+  };
+}
+
+/** @internal Calls the job's function with the job as the one `jobSignal()` and `jobReporter()` answer for. */
+export function callJob(job: Job, reports?: JobReports, ctx?: unknown): unknown {
   const previous = current;
+  const previousReports = currentReports;
+  const previousCtx = currentCtx;
   current = job;
+  currentReports = reports;
+  currentCtx = ctx;
   try {
     return job.fn(...job.args);
   } finally {
     current = previous;
+    currentReports = previousReports;
+    currentCtx = previousCtx;
   }
 }

@@ -1,6 +1,6 @@
 import type { Context } from 'koa';
 import { RaincheckDrainTimeoutError, RaincheckOverflowError, RaincheckTimeoutError } from './errors.js';
-import { callJob, type Job } from './job.js';
+import { callJob, type Job, type JobReports } from './job.js';
 import type { ResponseOutcome, Settings } from './options.js';
 import { isThenable, publishEnd, publishStart, reportDrop, reportFailure, warnHookFailed } from './report.js';
 
@@ -44,7 +44,7 @@ interface Waiting {
  * whose response is still being sent. One runner per `raincheck()` middleware: nothing is shared between
  * apps or middleware instances.
  */
-export class Runner {
+export class Runner implements JobReports {
   /** The options of the middleware this runner belongs to. */
   readonly settings: Settings;
   /** Every job not yet settled, oldest first: a list linked through the jobs, for drain() to name them. */
@@ -108,6 +108,11 @@ export class Runner {
     const reason = new RaincheckDrainTimeoutError(timeout);
     for (const job of unfinished) job.abort(reason);
     return { drained: false, unfinished };
+  }
+
+  /** @internal For `jobReporter()`: reports an error of a job without ending it. */
+  report(error: unknown, job: Job, ctx: unknown): void {
+    reportFailure(this.settings, error, job, ctx as Context);
   }
 
   /** Counts a new job as pending, awaiting its response; it must later go to `runNow()` or `release()`. */
@@ -205,7 +210,7 @@ export class Runner {
     const timeout = job.timeoutMs ?? this.settings.timeout;
     let result: unknown;
     try {
-      result = callJob(job);
+      result = callJob(job, this, ctx);
     } catch (error) {
       this.#finish(job, ctx, 'failed', error, startedAt, undefined);
       return undefined;

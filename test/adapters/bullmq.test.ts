@@ -1,0 +1,205 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import http from 'node:http';
+import { Queue, Worker } from 'bullmq';
+import { expect } from 'chai';
+import request from 'supertest';
+import { bullmq, RaincheckEnqueueError } from '../../src/adapters/bullmq.js';
+import { RaincheckJobError } from '../../src/index.js';
+import { appWith, deferred } from '../helpers.js';
+import { type RedisServer, startRedis } from '../servers.js';
+
+describe('koa-raincheck/bullmq: bullmq(queue, options)', function () {
+  this.timeout(30_000);
+  let redis: RedisServer;
+  let queue: Queue;
+  let queueName: string;
+  let n = 0;
+
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    await redis.close();
+  });
+  beforeEach(() => {
+    queueName = `test-${process.pid}-${++n}`;
+    queue = new Queue(queueName, { connection: { host: '127.0.0.1', port: redis.port } });
+    queue.on('error', () => {});
+  });
+  afterEach(async () => {
+    await queue.obliterate({ force: true }).catch(() => {});
+    await queue.close();
+  });
+
+  it('adds exactly one job after a successful response, and a worker consumes it', async () => {
+    const { app, rc, errors } = appWith();
+    const toQueue = bullmq(queue);
+    app.use(async (ctx) => {
+      ctx.raincheck(toQueue, 'welcome', { to: 'ann@example.com' });
+      ctx.raincheck(toQueue, 'welcome', { to: 'ann@example.com' }); // the same call: collapsed
+      ctx.status = 201;
+    });
+    await request(app.callback()).post('/signup').expect(201);
+    await rc.onIdle();
+    expect((await queue.getJobCounts('waiting')).waiting).to.equal(1);
+    const consumed = deferred<{ name: string; data: unknown }>();
+    const worker = new Worker(
+      queueName,
+      async (job) => consumed.resolve({ name: job.name, data: job.data }),
+      {
+        connection: { host: '127.0.0.1', port: redis.port },
+      },
+    );
+    try {
+      expect(await consumed.promise).to.deep.equal({ name: 'welcome', data: { to: 'ann@example.com' } });
+    } finally {
+      await worker.close();
+    }
+    expect(errors).to.deep.equal([]);
+  });
+
+  it('adds nothing for a failed request', async () => {
+    const { app, rc } = appWith({ onDrop: () => {} });
+    const toQueue = bullmq(queue);
+    app.use(async (ctx) => {
+      ctx.raincheck(toQueue, 'welcome', { to: 'ann@example.com' });
+      ctx.throw(422);
+    });
+    await request(app.callback()).post('/signup').expect(422);
+    await rc.onIdle();
+    expect(await queue.count()).to.equal(0);
+  });
+
+  it('adds one job for two requests with the same job when deduping across requests', async () => {
+    const { app, rc } = appWith();
+    const deduping = bullmq(queue, { dedupeAcrossRequests: true });
+    const plain = bullmq(queue);
+    app.use(async (ctx) => {
+      ctx.raincheck(ctx.query.plain ? plain : deduping, 'report', { day: '2026-11-23' });
+      ctx.body = 'ok';
+    });
+    await request(app.callback()).get('/');
+    await request(app.callback()).get('/');
+    await rc.onIdle();
+    expect(await queue.count()).to.equal(1);
+    await request(app.callback()).get('/?plain=1');
+    await request(app.callback()).get('/?plain=1');
+    await rc.onIdle();
+    expect(await queue.count()).to.equal(3);
+  });
+
+  it('reports failed attempts while Redis is down, never to the client, and adds the job once it is back', async () => {
+    const { app, rc, errors } = appWith();
+    const firstError = deferred();
+    app.removeAllListeners('error');
+    app.on('error', (error: unknown) => {
+      errors.push({ error, ctx: undefined as never });
+      firstError.resolve();
+    });
+    const toQueue = bullmq(queue, { attempts: 40, backoff: 50, attemptTimeout: 300 });
+    app.use(async (ctx) => {
+      ctx.raincheck(toQueue, 'invoice', { order: 42 });
+      ctx.body = 'ordered';
+    });
+    await queue.waitUntilReady();
+    await redis.stop();
+    await request(app.callback()).post('/order').expect(200, 'ordered');
+    await firstError.promise; // a failed attempt was reported
+    await redis.start();
+    await rc.onIdle();
+    const reported = errors.map(({ error }) => error as RaincheckJobError);
+    expect(reported.length).to.be.greaterThan(0);
+    for (const error of reported) {
+      expect(error).to.be.instanceOf(RaincheckJobError);
+      expect(error.cause).to.be.instanceOf(RaincheckEnqueueError);
+      expect(error.message).to.match(
+        /could not add job invoice to queue test-.* \(attempt \d+ of 40, retrying\).*data: \{"order":42\}/,
+      );
+    }
+    expect(rc.stats).to.include({ succeeded: 1, failed: 0 });
+    const jobs = await queue.getJobs(['waiting']);
+    expect(jobs.map((job) => [job.name, job.data])).to.deep.equal([['invoice', { order: 42 }]]);
+  });
+
+  it('fails the job, reported with its name and data, when the attempts run out', async () => {
+    const { app, rc, errors } = appWith();
+    const toQueue = bullmq(queue, { attempts: 2, backoff: 10, attemptTimeout: 100 });
+    app.use(async (ctx) => {
+      ctx.raincheck(toQueue, 'invoice', { order: 7 });
+      ctx.body = 'ok';
+    });
+    await queue.waitUntilReady();
+    await redis.stop();
+    try {
+      await request(app.callback()).get('/').expect(200);
+      await rc.onIdle();
+    } finally {
+      await redis.start();
+    }
+    const messages = errors.map(({ error }) => (error as Error).message);
+    expect(messages).to.have.length(2);
+    expect(messages[0]).to.match(/\(attempt 1 of 2, retrying\)/);
+    expect(messages[1]).to.match(
+      /job addToBullmq\(\) failed: .*\(attempt 2 of 2, giving up\).*data: \{"order":7\}/,
+    );
+    expect(rc.stats).to.include({ failed: 1 });
+  });
+
+  it('throws a TypeError for a queue that is not one, and for bad options', () => {
+    expect(() => bullmq({} as Queue)).to.throw(
+      TypeError,
+      'Expected `queue` to be a BullMQ Queue, got `object`',
+    );
+    expect(() => bullmq(queue, { attempts: 0 })).to.throw(
+      TypeError,
+      'Expected `options.attempts` to be a whole number >= 1, got `0`',
+    );
+    expect(() => bullmq(queue, { dedupeAcrossRequests: 'yes' as never })).to.throw(
+      TypeError,
+      'Expected `options.dedupeAcrossRequests` to be a boolean, got `string`',
+    );
+  });
+
+  it('drains pending enqueues on SIGTERM in a real child process', async () => {
+    const script = new URL('../fixtures/durable-shutdown.ts', import.meta.url).pathname;
+    const child = spawn(process.execPath, ['--import', 'tsx', script], {
+      env: { ...process.env, QUEUE: queueName, REDIS_PORT: String(redis.port) },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    const port = await new Promise<number>((resolve) => {
+      child.stdout.on('data', (chunk: string) => {
+        out += chunk;
+        const match = /listening (\d+)/.exec(out);
+        if (match) resolve(Number(match[1]));
+      });
+    });
+    await redis.stop(); // the enqueues cannot get through: they are pending when SIGTERM comes
+    await Promise.all(
+      Array.from(
+        { length: 20 },
+        (_, id) =>
+          new Promise<void>((resolve, reject) => {
+            http
+              .get({ host: '127.0.0.1', port, path: `/?id=${id}` }, (res) => {
+                res.resume();
+                res.on('end', resolve);
+              })
+              .on('error', reject);
+          }),
+      ),
+    );
+    child.kill('SIGTERM');
+    while (!out.includes('draining')) await once(child.stdout, 'data');
+    await redis.start();
+    const [code] = await once(child, 'exit');
+    expect(out).to.match(/draining 20\n/);
+    expect(code).to.equal(0);
+    const jobs = await queue.getJobs(['waiting']);
+    expect(jobs.map((job) => job.data.id).sort((a, b) => a - b)).to.deep.equal(
+      Array.from({ length: 20 }, (_, i) => i),
+    );
+  });
+});
