@@ -1,7 +1,7 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { JobsOptions, Queue } from 'bullmq';
-import objectHash from 'object-hash';
 import { type Rainchecked, rainchecked } from '../ambient.js';
+import { contentHash } from './content-hash.js';
 import { addWithRetries, type HandOffOptions, resolveHandOffOptions } from './hand-off.js';
 
 export { type HandOffOptions, RaincheckEnqueueError } from './hand-off.js';
@@ -33,11 +33,4 @@ export function bullmq(queue: Queue, options?: HandOffOptions): Rainchecked<AddT
     return job.id ?? jobId;
   }
   return rainchecked(addToBullmq);
-}
-
-/** A hash of what the job is, the same in every process. */
-export function contentHash(queue: string, name: string, data: unknown): string {
-  return createHash('sha1')
-    .update(objectHash([queue, name, data === undefined ? null : data]))
-    .digest('hex');
 }
