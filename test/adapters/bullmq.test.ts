@@ -3,9 +3,10 @@ import { once } from 'node:events';
 import http from 'node:http';
 import { Queue, Worker } from 'bullmq';
 import { expect } from 'chai';
+import Koa from 'koa';
 import request from 'supertest';
 import { bullmq, RaincheckEnqueueError } from '../../src/adapters/bullmq.js';
-import { RaincheckJobError } from '../../src/index.js';
+import { RaincheckJobError, raincheck } from '../../src/index.js';
 import { appWith, deferred } from '../helpers.js';
 import { type RedisServer, startRedis } from '../servers.js';
 
@@ -57,6 +58,22 @@ describe('koa-raincheck/bullmq: bullmq(queue, options)', function () {
       await worker.close();
     }
     expect(errors).to.deep.equal([]);
+  });
+
+  it('adds the job from service code without ctx, through .schedule()', async () => {
+    const app = new Koa({ asyncLocalStorage: true });
+    const rc = raincheck();
+    app.use(rc);
+    const toQueue = bullmq(queue);
+    const signUp = (email: string) => toQueue.schedule('welcome', { to: email }); // deep in a service
+    app.use(async (ctx) => {
+      signUp('bob@example.com');
+      ctx.status = 201;
+    });
+    await request(app.callback()).post('/signup').expect(201);
+    await rc.onIdle();
+    const jobs = await queue.getJobs(['waiting']);
+    expect(jobs.map((job) => [job.name, job.data])).to.deep.equal([['welcome', { to: 'bob@example.com' }]]);
   });
 
   it('adds nothing for a failed request', async () => {
