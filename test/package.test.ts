@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
 
@@ -20,6 +20,32 @@ describe('the koa-raincheck package', () => {
     const built = await import(name);
     expect(built.raincheck).to.be.a('function');
     expect(built.default).to.equal(built.raincheck);
+  });
+
+  it('exports each durable adapter on its own subpath, with no queue library loaded by the core', async () => {
+    const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
+    expect(pkg.exports['./bullmq']).to.deep.equal({
+      types: './dist/adapters/bullmq.d.ts',
+      default: './dist/adapters/bullmq.js',
+    });
+    expect(pkg.exports['./pg-boss']).to.deep.equal({
+      types: './dist/adapters/pg-boss.d.ts',
+      default: './dist/adapters/pg-boss.js',
+    });
+    expect(pkg.peerDependenciesMeta).to.deep.equal({
+      bullmq: { optional: true },
+      'pg-boss': { optional: true },
+    });
+    const [bullmqEntry, pgBossEntry] = ['koa-raincheck/bullmq', 'koa-raincheck/pg-boss'];
+    expect((await import(bullmqEntry)).bullmq).to.be.a('function');
+    expect((await import(pgBossEntry)).pgBoss).to.be.a('function');
+    // Nothing built imports a queue library at run time: the adapters take the user's queue, types only.
+    const dist = new URL('../dist/', import.meta.url);
+    const files = (await readdir(dist, { recursive: true })).filter((f) => f.endsWith('.js'));
+    for (const file of files) {
+      const code = await readFile(new URL(file, dist), 'utf8');
+      expect(code, file).to.not.match(/from ['"](bullmq|pg-boss)['"]|require\(['"](bullmq|pg-boss)['"]\)/);
+    }
   });
 
   it('reports a dropped job under NODE_DEBUG=koa-raincheck by default', async () => {
