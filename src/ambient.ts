@@ -1,5 +1,6 @@
 import type { AsyncLocalStorage } from 'node:async_hooks';
 import type Koa from 'koa';
+import { RaincheckOutsideRequestError } from './errors.js';
 import { callJob, Job, Scheduled } from './job.js';
 import { typeName } from './options.js';
 import { isThenable, warnJobFailed } from './report.js';
@@ -78,20 +79,6 @@ let defaultOutside: OutsideRequest = 'throw';
 export function setOutsideRequest(behaviour: OutsideRequest): void {
   checkOutside(behaviour, 'behaviour');
   defaultOutside = behaviour;
-}
-
-/** Thrown by scheduling without `ctx` outside a request, when that is set to `'throw'`. */
-export class RaincheckOutsideRequestError extends Error {
-  override readonly name: string = 'RaincheckOutsideRequestError';
-
-  constructor(fn: { readonly name: string }) {
-    super(
-      `koa-raincheck: ${fn.name || 'anonymous'}() was scheduled outside any request handled by raincheck(). ` +
-        'In a Koa app, create it with new Koa({ asyncLocalStorage: true }) and mount app.use(raincheck()) ' +
-        "before the code that schedules; elsewhere, use { outside: 'run' } or setOutsideRequest('run') to run " +
-        'such calls at once.',
-    );
-  }
 }
 
 function scheduleAmbient(

@@ -63,6 +63,20 @@ export class RaincheckDrainTimeoutError extends Error {
   }
 }
 
+/** Thrown by scheduling without `ctx` outside a request, when that is set to `'throw'`. */
+export class RaincheckOutsideRequestError extends Error {
+  override readonly name: string = 'RaincheckOutsideRequestError';
+
+  constructor(fn: { readonly name: string }) {
+    super(
+      `koa-raincheck: ${fn.name || 'anonymous'}() was scheduled outside any request handled by raincheck(). ` +
+        'In a Koa app, create it with new Koa({ asyncLocalStorage: true }) and mount app.use(raincheck()) ' +
+        "before the code that schedules; elsewhere, use { outside: 'run' } or setOutsideRequest('run') to run " +
+        'such calls at once.',
+    );
+  }
+}
+
 /** A value in words, for messages. */
 export function describe(value: unknown): string {
   if (value instanceof Error) return value.message;

@@ -5,7 +5,6 @@ export {
   type OutsideRequest,
   type Rainchecked,
   type RaincheckedOptions,
-  RaincheckOutsideRequestError,
   rainchecked,
   schedule,
   setOutsideRequest,
@@ -13,6 +12,7 @@ export {
 export {
   RaincheckDrainTimeoutError,
   RaincheckJobError,
+  RaincheckOutsideRequestError,
   RaincheckOverflowError,
   RaincheckTimeoutError,
 } from './errors.js';
