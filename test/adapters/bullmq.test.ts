@@ -1,12 +1,10 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import http from 'node:http';
 import { Queue, Worker } from 'bullmq';
 import { expect } from 'chai';
 import Koa from 'koa';
 import request from 'supertest';
 import { bullmq, RaincheckEnqueueError } from '../../src/adapters/bullmq.js';
 import { RaincheckJobError, raincheck } from '../../src/index.js';
+import { getAll, startChild } from '../child.js';
 import { appWith, deferred } from '../helpers.js';
 import { type RedisServer, startRedis } from '../servers.js';
 
@@ -179,40 +177,17 @@ describe('koa-raincheck/bullmq: bullmq(queue, options)', function () {
   });
 
   it('drains pending enqueues on SIGTERM in a real child process', async () => {
-    const script = new URL('../fixtures/durable-shutdown.ts', import.meta.url).pathname;
-    const child = spawn(process.execPath, ['--import', 'tsx', script], {
-      env: { ...process.env, QUEUE: queueName, REDIS_PORT: String(redis.port) },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    child.stdout.setEncoding('utf8');
-    const port = await new Promise<number>((resolve) => {
-      child.stdout.on('data', (chunk: string) => {
-        out += chunk;
-        const match = /listening (\d+)/.exec(out);
-        if (match) resolve(Number(match[1]));
-      });
+    const server = await startChild('durable-shutdown.ts', {
+      QUEUE: queueName,
+      REDIS_PORT: String(redis.port),
     });
     await redis.stop(); // the enqueues cannot get through: they are pending when SIGTERM comes
-    await Promise.all(
-      Array.from(
-        { length: 20 },
-        (_, id) =>
-          new Promise<void>((resolve, reject) => {
-            http
-              .get({ host: '127.0.0.1', port, path: `/?id=${id}` }, (res) => {
-                res.resume();
-                res.on('end', resolve);
-              })
-              .on('error', reject);
-          }),
-      ),
-    );
-    child.kill('SIGTERM');
-    while (!out.includes('draining')) await once(child.stdout, 'data');
+    await getAll(server.port, 20, (id) => `/?id=${id}`);
+    const exited = server.terminate();
+    await server.printed('draining');
     await redis.start();
-    const [code] = await once(child, 'exit');
-    expect(out).to.match(/draining 20\n/);
+    const code = await exited;
+    expect(server.out()).to.match(/draining 20\n/);
     expect(code).to.equal(0);
     const jobs = await queue.getJobs(['waiting']);
     expect(jobs.map((job) => job.data.id).sort((a, b) => a - b)).to.deep.equal(

@@ -1,11 +1,9 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import http from 'node:http';
 import { expect } from 'chai';
 import PgBoss from 'pg-boss';
 import request from 'supertest';
 import { pgBoss, RaincheckEnqueueError } from '../../src/adapters/pg-boss.js';
 import { RaincheckJobError } from '../../src/index.js';
+import { getAll, startChild } from '../child.js';
 import { appWith, deferred } from '../helpers.js';
 import { type PostgresServer, startPostgres } from '../servers.js';
 
@@ -122,40 +120,14 @@ describe('koa-raincheck/pg-boss: pgBoss(boss, options)', function () {
   });
 
   it('drains pending sends on SIGTERM in a real child process', async () => {
-    const script = new URL('../fixtures/pg-boss-shutdown.ts', import.meta.url).pathname;
-    const child = spawn(process.execPath, ['--import', 'tsx', script], {
-      env: { ...process.env, QUEUE: queue, DATABASE_URL: postgres.url },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    child.stdout.setEncoding('utf8');
-    const port = await new Promise<number>((resolve) => {
-      child.stdout.on('data', (chunk: string) => {
-        out += chunk;
-        const match = /listening (\d+)/.exec(out);
-        if (match) resolve(Number(match[1]));
-      });
-    });
+    const server = await startChild('pg-boss-shutdown.ts', { QUEUE: queue, DATABASE_URL: postgres.url });
     await postgres.stop(); // the sends cannot get through: they are pending when SIGTERM comes
-    await Promise.all(
-      Array.from(
-        { length: 20 },
-        (_, id) =>
-          new Promise<void>((resolve, reject) => {
-            http
-              .get({ host: '127.0.0.1', port, path: `/?id=${id}` }, (res) => {
-                res.resume();
-                res.on('end', resolve);
-              })
-              .on('error', reject);
-          }),
-      ),
-    );
-    child.kill('SIGTERM');
-    while (!out.includes('draining')) await once(child.stdout, 'data');
+    await getAll(server.port, 20, (id) => `/?id=${id}`);
+    const exited = server.terminate();
+    await server.printed('draining');
     await postgres.start();
-    const [code] = await once(child, 'exit');
-    expect(out).to.match(/draining 20\n/);
+    const code = await exited;
+    expect(server.out()).to.match(/draining 20\n/);
     expect(code).to.equal(0);
     expect(await boss.getQueueSize(queue)).to.equal(20);
   });
