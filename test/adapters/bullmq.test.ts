@@ -177,7 +177,7 @@ describe('koa-raincheck/bullmq: bullmq(queue, options)', function () {
   });
 
   it('drains pending enqueues on SIGTERM in a real child process', async () => {
-    const server = await startChild('durable-shutdown.ts', {
+    const server = await startChild('bullmq-shutdown.ts', {
       QUEUE: queueName,
       REDIS_PORT: String(redis.port),
     });
