@@ -371,6 +371,17 @@ given. At full load the two servers race for one core and the slower one gets fe
 its event loop, so a small difference in cost comes out somewhat amplified in the ratio. Ratios compare with bare Koa measured in the same repetition; absolute figures
 vary with the machine's load.
 
+## Reading these figures
+
+One run is one sample. On this shared 2-core machine absolute figures drift by up to 2× between runs, and
+the ratios with them: over the runs made while building this, on unchanged or nearly unchanged code, S1
+read 0.95–1.01, S2 0.86–0.95, S3 0.80–0.90 and S4's p99 ratio 0.96–1.22. A "missed" inside that spread is
+noise rather than cost: a request that schedules nothing (S1) costs two property writes and a prototype
+check, about 0.1% of a 30 µs request by CPU profile, and S1 cannot truly cost more than S2, which does
+strictly more. Smaller differences are measured better by an A/B of two builds of the library side by side
+in the same way (one run: the runner of bounded concurrency, timeouts and drain costs 1.5–2% CPU per
+request with one job). Compare several runs before concluding.
+
 ## Targets
 
 | target | measured | |
