@@ -381,7 +381,7 @@ vary with the machine's load.
 
 One run is one sample. On this shared 2-core machine absolute figures drift by up to 2× between runs, and
 the ratios with them: over the runs made while building this, on unchanged or nearly unchanged code, S1
-read 0.95–1.01, S2 0.86–0.95, S3 0.80–0.90 and S4's p99 ratio 0.96–1.22. A "missed" inside that spread is
+read 0.95–1.01, S2 0.86–0.95, S3 0.80–0.90 and S4's p99 ratio 0.93–1.22. A "missed" inside that spread is
 noise for S1: a request that schedules nothing costs two property writes and a prototype check, about 0.1%
 of a 30 µs request by CPU profile (plus the middleware layer every Koa middleware costs). S2 is different: it
 straddles its target (0.86–0.95, mostly below 0.92 since the runner gained bounded concurrency, timeouts,
