@@ -20,13 +20,19 @@ export function appWith(options?: RaincheckOptions): {
   app: Koa;
   rc: RaincheckMiddleware;
   errors: Array<{ error: unknown; ctx: Koa.Context }>;
+  /** Resolves when the first error has been reported: an event to wait on instead of a sleep. */
+  firstError: Promise<void>;
 } {
   const app = new Koa();
   const errors: Array<{ error: unknown; ctx: Koa.Context }> = [];
-  app.on('error', (error: unknown, ctx: Koa.Context) => errors.push({ error, ctx }));
+  const first = deferred();
+  app.on('error', (error: unknown, ctx: Koa.Context) => {
+    errors.push({ error, ctx });
+    first.resolve();
+  });
   const rc = raincheck(options);
   app.use(rc);
-  return { app, rc, errors };
+  return { app, rc, errors, firstError: first.promise };
 }
 
 /** Starts `app` on a free loopback port; `close()` also ends kept-alive connections. */

@@ -105,13 +105,7 @@ describe('koa-raincheck/bullmq: bullmq(queue, options)', function () {
   });
 
   it('reports failed attempts while Redis is down, never to the client, and adds the job once it is back', async () => {
-    const { app, rc, errors } = appWith();
-    const firstError = deferred();
-    app.removeAllListeners('error');
-    app.on('error', (error: unknown) => {
-      errors.push({ error, ctx: undefined as never });
-      firstError.resolve();
-    });
+    const { app, rc, errors, firstError } = appWith();
     const toQueue = bullmq(queue, { attempts: 40, backoff: 50, attemptTimeout: 300 });
     app.use(async (ctx) => {
       ctx.raincheck(toQueue, 'invoice', { order: 42 });
@@ -120,7 +114,7 @@ describe('koa-raincheck/bullmq: bullmq(queue, options)', function () {
     await queue.waitUntilReady();
     await redis.stop();
     await request(app.callback()).post('/order').expect(200, 'ordered');
-    await firstError.promise; // a failed attempt was reported
+    await firstError; // a failed attempt was reported
     await redis.start();
     await rc.onIdle();
     const reported = errors.map(({ error }) => error as RaincheckJobError);

@@ -82,13 +82,7 @@ describe('koa-raincheck/pg-boss: pgBoss(boss, options)', function () {
   });
 
   it('reports failed attempts while PostgreSQL is down, never to the client, and sends once it is back', async () => {
-    const { app, rc, errors } = appWith();
-    const firstError = deferred();
-    app.removeAllListeners('error');
-    app.on('error', (error: unknown) => {
-      errors.push({ error, ctx: undefined as never });
-      firstError.resolve();
-    });
+    const { app, rc, errors, firstError } = appWith();
     const toBoss = pgBoss(boss, { attempts: 60, backoff: 50, attemptTimeout: 1000 });
     app.use(async (ctx) => {
       ctx.raincheck(toBoss, queue, { order: 42 });
@@ -96,7 +90,7 @@ describe('koa-raincheck/pg-boss: pgBoss(boss, options)', function () {
     });
     await postgres.stop();
     await request(app.callback()).post('/order').expect(200, 'ordered');
-    await firstError.promise;
+    await firstError;
     await postgres.start();
     await rc.onIdle();
     const reported = errors.map(({ error }) => error as RaincheckJobError);
