@@ -19,6 +19,8 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
   previousUnsettled: Job | undefined;
   /** @internal */
   nextUnsettled: Job | undefined;
+  /** @internal The next job of the same request (its queue's list). */
+  nextInRequest: Job | undefined;
   #always = false;
   #key: string | undefined;
   #controller: AbortController | undefined;

@@ -2,7 +2,7 @@ import type { Context } from 'koa';
 import { Job, Scheduled } from './job.js';
 import { type Fingerprint, fingerprintOf, keyOf, sameFingerprint } from './key.js';
 import type { ResponseOutcome } from './options.js';
-import { onResponseEnd } from './response-end.js';
+import { onResponseEnd, wasAborted } from './response-end.js';
 import type { Runner } from './runner.js';
 
 /** How many deduped jobs a request may have before they are looked up by key instead of one by one. */
@@ -17,13 +17,17 @@ export class RequestQueue {
   readonly #ctx: Context;
   readonly #runner: Runner;
   /**
-   * Every deduped job of this request, for its whole life: identical calls collapse even after the first
-   * one ran. A few are searched one by one, comparing function identity first; past INDEX_AFTER, by key.
+   * The request's jobs in order, a list linked through the jobs (`nextInRequest`): most requests have one
+   * job, and a list needs no array for it. Deduped jobs stay in it for the request's whole life, so that
+   * identical calls collapse even after the first one ran; a late job that is not deduped is not kept.
    */
-  #keyed: Job[] | undefined;
+  #first: Job | undefined;
+  #last: Job | undefined;
+  /** The first job of the list still waiting for the response to be over: it and the ones after it. */
+  #firstWaiting: Job | undefined;
+  /** Past INDEX_AFTER deduped jobs, they are looked up by key instead of one by one. */
+  #dedupedCount = 0;
   #byKey: Map<string, Job> | undefined;
-  /** Jobs waiting for the response to be over; handed to the runner then. */
-  readonly #waiting: Job[] = [];
   #outcome: ResponseOutcome | undefined;
   /** With `runAsync: false`, the end of the chain that late jobs are appended to. */
   #inOrder: Promise<void> | undefined;
@@ -34,62 +38,84 @@ export class RequestQueue {
   }
 
   add(fn: (...args: readonly unknown[]) => unknown, args: readonly unknown[]): Scheduled {
-    const { settings } = this.#runner;
+    const runner = this.#runner;
+    const { settings } = runner;
     const fingerprint = settings.dedupe ? fingerprintOf(args) : undefined;
-    if (fingerprint !== undefined) {
+    if (fingerprint !== undefined && this.#dedupedCount > 0) {
       const earlier = this.#find(fn, fingerprint);
       if (earlier !== undefined) {
-        this.#runner.countDeduped();
+        runner.countDeduped();
         return new Scheduled(earlier, true);
       }
     }
     const job = new Job(fn, args, fingerprint);
+    const outcome = this.#outcome;
     if (fingerprint !== undefined) this.#remember(job);
-    this.#runner.admit(job);
-    if (settings.immediate) this.#runner.runNow(job, this.#ctx);
-    else if (this.#outcome === undefined) this.#waiting.push(job);
-    else this.#release([job], this.#outcome, false);
+    if (fingerprint !== undefined || outcome === undefined) this.#append(job);
+    runner.admit(job);
+    if (settings.immediate) runner.runNow(job, this.#ctx);
+    else if (outcome === undefined) this.#firstWaiting ??= job;
+    else this.#release(job, job, outcome, false);
     return new Scheduled(job, false);
   }
 
   /** Called once the downstream middleware has settled: from here on, wait for the response to be over. */
   handOff(threw: boolean, error: unknown): void {
     if (this.#runner.settings.immediate) return;
+    onResponseEnd(this.#ctx.res, () => this.#responseOver(threw, error));
+  }
+
+  #responseOver(threw: boolean, error: unknown): void {
     const { res } = this.#ctx;
-    onResponseEnd(res, (aborted) => {
-      const outcome: ResponseOutcome = { status: res.statusCode, threw, error, aborted };
-      this.#outcome = outcome; // from here on add() releases jobs itself: #waiting is done with
-      if (this.#waiting.length > 0) this.#release(this.#waiting, outcome, true);
-    });
+    const outcome: ResponseOutcome = {
+      status: res.statusCode,
+      threw,
+      error,
+      aborted: wasAborted(res),
+    };
+    this.#outcome = outcome; // from here on add() releases each job itself
+    const first = this.#firstWaiting;
+    this.#firstWaiting = undefined;
+    if (first !== undefined) this.#release(first, this.#last as Job, outcome, true);
+  }
+
+  #append(job: Job): void {
+    if (this.#last === undefined) this.#first = job;
+    else this.#last.nextInRequest = job;
+    this.#last = job;
   }
 
   #find(fn: object, fingerprint: Fingerprint): Job | undefined {
     if (this.#byKey !== undefined) return this.#byKey.get(keyOf(fn, fingerprint));
-    if (this.#keyed === undefined) return undefined;
-    for (const job of this.#keyed) {
-      if (job.fn === fn && sameFingerprint(job.fingerprint as Fingerprint, fingerprint)) return job;
+    for (let job = this.#first; job !== undefined; job = job.nextInRequest) {
+      if (job.fn === fn && job.fingerprint !== undefined && sameFingerprint(job.fingerprint, fingerprint)) {
+        return job;
+      }
     }
     return undefined;
   }
 
   #remember(job: Job): void {
+    this.#dedupedCount++;
     if (this.#byKey !== undefined) {
       this.#byKey.set(job.key as string, job);
-    } else if (this.#keyed === undefined) {
-      this.#keyed = [job];
-    } else {
-      this.#keyed.push(job);
-      if (this.#keyed.length > INDEX_AFTER) {
-        this.#byKey = new Map(this.#keyed.map((keyed) => [keyed.key as string, keyed]));
-        this.#keyed = undefined;
+    } else if (this.#dedupedCount > INDEX_AFTER) {
+      this.#byKey = new Map();
+      for (let keyed = this.#first; keyed !== undefined; keyed = keyed.nextInRequest) {
+        if (keyed.fingerprint !== undefined) this.#byKey.set(keyed.key as string, keyed);
       }
+      this.#byKey.set(job.key as string, job);
     }
   }
 
-  /** `now`: the caller is on a tick of its own (the response's `'close'`, or the downstream's settling). */
-  #release(jobs: readonly Job[], outcome: ResponseOutcome, now: boolean): void {
+  /**
+   * Hands the jobs from `first` to `last` in the list to the runner. `now`: the caller is on a tick of its
+   * own (the response's `'close'`), so jobs may start inside it.
+   */
+  #release(first: Job, last: Job, outcome: ResponseOutcome, now: boolean): void {
     const previous = this.#inOrder;
-    if (previous === undefined) this.#inOrder = this.#runner.release(jobs, outcome, this.#ctx, now);
-    else this.#inOrder = previous.then(() => this.#runner.release(jobs, outcome, this.#ctx, now));
+    const runner = this.#runner;
+    if (previous === undefined) this.#inOrder = runner.release(first, last, outcome, this.#ctx, now);
+    else this.#inOrder = previous.then(() => runner.release(first, last, outcome, this.#ctx, now));
   }
 }

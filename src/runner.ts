@@ -138,39 +138,46 @@ export class Runner implements JobReports {
   }
 
   /**
-   * Hands over jobs whose response is over. `now` is for callers that are themselves on a tick of their own
-   * (the response's `'close'` event); otherwise jobs start on the next tick, never inside the caller, so
-   * that `.always()` can still be chained after a late `ctx.raincheck()`. With `runAsync: false`, returns a
-   * promise of their end, one after another (it never rejects).
+   * Hands over the jobs from `first` to `last` of a request's list, whose response is over. `now` is for
+   * callers that are themselves on a tick of their own (the response's `'close'` event); otherwise jobs
+   * start on the next tick, never inside the caller, so that `.always()` can still be chained after a late
+   * `ctx.raincheck()`. With `runAsync: false`, returns a promise of their end, one after another (it never
+   * rejects).
    */
   release(
-    jobs: readonly Job[],
+    first: Job,
+    last: Job,
     outcome: ResponseOutcome,
     ctx: Context,
     now: boolean,
   ): Promise<void> | undefined {
-    if (!this.settings.runAsync) return Promise.resolve().then(() => this.#inOrder(jobs, outcome, ctx));
-    if (now) this.startEach(jobs, outcome, ctx);
-    else process.nextTick(startEach, this, jobs, outcome, ctx);
+    if (!this.settings.runAsync) {
+      return Promise.resolve().then(() => this.#inOrder(first, last, outcome, ctx));
+    }
+    if (now) this.startEach(first, last, outcome, ctx);
+    else process.nextTick(startEach, this, first, last, outcome, ctx);
     return undefined;
   }
 
   /** @internal Starts each job on its own; the ones `runWhen` rejects are dropped. */
-  startEach(jobs: readonly Job[], outcome: ResponseOutcome, ctx: Context): void {
+  startEach(first: Job, last: Job, outcome: ResponseOutcome, ctx: Context): void {
     const run = this.#shouldRun(outcome);
-    this.#counts.awaitingResponse -= jobs.length;
-    for (const job of jobs) {
+    // Jobs appended meanwhile (scheduled by the ones started here) come after `last`: released on their own.
+    for (let job = first; ; job = job.nextInRequest as Job) {
+      this.#counts.awaitingResponse--;
       if (run || job.runsAlways) void this.#run(job, ctx, false);
       else this.#drop(job, () => reportDrop(this.settings, job, outcome, ctx));
+      if (job === last) return;
     }
   }
 
-  async #inOrder(jobs: readonly Job[], outcome: ResponseOutcome, ctx: Context): Promise<void> {
+  async #inOrder(first: Job, last: Job, outcome: ResponseOutcome, ctx: Context): Promise<void> {
     const run = this.#shouldRun(outcome);
-    this.#counts.awaitingResponse -= jobs.length;
-    for (const job of jobs) {
+    for (let job = first; ; job = job.nextInRequest as Job) {
+      this.#counts.awaitingResponse--;
       if (run || job.runsAlways) await this.#run(job, ctx, true);
       else this.#drop(job, () => reportDrop(this.settings, job, outcome, ctx));
+      if (job === last) return;
     }
   }
 
@@ -207,7 +214,6 @@ export class Runner implements JobReports {
     this.#running++;
     job.state = 'running';
     const startedAt = publishStart(job);
-    const timeout = job.timeoutMs ?? this.settings.timeout;
     let result: unknown;
     try {
       result = callJob(job, this, ctx);
@@ -215,10 +221,20 @@ export class Runner implements JobReports {
       this.#finish(job, ctx, 'failed', error, startedAt, undefined);
       return undefined;
     }
-    if (!isThenable(result)) {
-      this.#finish(job, ctx, 'succeeded', undefined, startedAt, undefined);
-      return undefined;
-    }
+    if (isThenable(result)) return this.#settleLater(job, ctx, wait, result, startedAt);
+    this.#finish(job, ctx, 'succeeded', undefined, startedAt, undefined);
+    return undefined;
+  }
+
+  /** An async job: its end, or its timeout, whichever comes first. Apart, so a sync job's path stays short. */
+  #settleLater(
+    job: Job,
+    ctx: Context,
+    wait: boolean,
+    result: PromiseLike<unknown>,
+    startedAt: number | undefined,
+  ): Promise<void> | undefined {
+    const timeout = job.timeoutMs ?? this.settings.timeout;
     const timer =
       timeout === Number.POSITIVE_INFINITY
         ? undefined
@@ -296,13 +312,13 @@ export class Runner implements JobReports {
     else next.previousUnsettled = previous;
     job.previousUnsettled = undefined;
     job.nextUnsettled = undefined;
-    if (--this.#unsettledCount > 0) return;
+    if (--this.#unsettledCount > 0 || this.#idleWaiters.length === 0) return;
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];
     for (const resolve of waiters) resolve();
   }
 }
 
-function startEach(runner: Runner, jobs: readonly Job[], outcome: ResponseOutcome, ctx: Context): void {
-  runner.startEach(jobs, outcome, ctx);
+function startEach(runner: Runner, first: Job, last: Job, outcome: ResponseOutcome, ctx: Context): void {
+  runner.startEach(first, last, outcome, ctx);
 }

@@ -204,6 +204,28 @@ describe('ctx.raincheck(fn, ...args)', () => {
       expect(ran).to.deep.equal(['first', 'scheduled by first']);
     });
 
+    for (const dedupe of [true, false]) {
+      it(`runs each job once when jobs schedule more while the request's jobs start (dedupe: ${dedupe})`, async () => {
+        const { app, rc } = appWith({ dedupe });
+        const ran: string[] = [];
+        app.use(async (ctx) => {
+          // Jobs a and c each schedule one more as they run: those must run once, after the first three.
+          const job = (name: string, more?: string) => {
+            ran.push(name);
+            if (more !== undefined) ctx.raincheck(job, more);
+          };
+          ctx.raincheck(job, 'a', 'a2');
+          ctx.raincheck(job, 'b');
+          ctx.raincheck(job, 'c', 'c2');
+          ctx.body = 'ok';
+        });
+        await request(app.callback()).get('/').expect(200);
+        await rc.onIdle();
+        expect(ran).to.deep.equal(['a', 'b', 'c', 'a2', 'c2']);
+        expect(rc.stats).to.include({ scheduled: 5, succeeded: 5 });
+      });
+    }
+
     it('runs a job scheduled from a timer after the response has finished', async () => {
       const { app, rc } = appWith();
       const late = deferred<boolean>();
