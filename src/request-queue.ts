@@ -110,7 +110,7 @@ export class RequestQueue {
 
   /**
    * Hands the jobs from `first` to `last` in the list to the runner. `now`: the caller is on a tick of its
-   * own (the response's `'close'`), so jobs may start inside it.
+   * own (the response's `'close'`, or the downstream's settling), so jobs may start inside it.
    */
   #release(first: Job, last: Job, outcome: ResponseOutcome, now: boolean): void {
     const previous = this.#inOrder;
