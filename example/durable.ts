@@ -1,16 +1,17 @@
 // Durable hand-off: the welcome email must not be lost, so the request hands it to a real queue after the
 // response, and a worker sends it. Run it with `npm run example:durable` (BullMQ on Redis) or
-// `npm run example:durable -- pg-boss` (pg-boss on PostgreSQL). It uses REDIS_URL / DATABASE_URL when set,
+// `npm run example:durable -- pg-boss` (pg-boss 12 on PostgreSQL; Node 22.12+). It uses REDIS_URL /
+// DATABASE_URL when set (keys under the prefix `koa-raincheck-example`, the schema `koa_raincheck_example`),
 // and otherwise starts a throwaway server of its own from the system's binaries (as the tests do).
 // In your own app, import from 'koa-raincheck/bullmq' or 'koa-raincheck/pg-boss'.
 import type { AddressInfo } from 'node:net';
 import { Queue, Worker } from 'bullmq';
 import Koa from 'koa';
-import PgBoss from 'pg-boss';
+import { PgBoss } from 'pg-boss';
 import { bullmq } from '../src/adapters/bullmq.js';
 import { pgBoss } from '../src/adapters/pg-boss.js';
 import { raincheck } from '../src/index.js';
-import { startPostgres, startRedis } from '../test/servers.js';
+import { redisConnection, startPostgres, startRedis } from '../test/servers.js';
 
 const started = performance.now();
 const log = (line: string) =>
@@ -27,9 +28,11 @@ interface Backend {
 
 async function bullmqBackend(): Promise<Backend> {
   const own = process.env.REDIS_URL ? undefined : await startRedis();
-  const url = new URL(process.env.REDIS_URL ?? (own?.url as string));
-  const connection = { host: url.hostname, port: Number(url.port || 6379) };
-  const queue = new Queue('emails', { connection });
+  const connection = redisConnection(process.env.REDIS_URL ?? (own?.url as string));
+  const prefix = 'koa-raincheck-example';
+  const queue = new Queue('emails', { connection, prefix });
+  // Without a listener, a Redis outage is an unhandled 'error' event; the adapter retries adding jobs.
+  queue.on('error', (error) => log(`queue error: ${error.message}`));
   await queue.obliterate({ force: true }); // a clean example queue
   return {
     toQueue: bullmq(queue, { dedupeAcrossRequests: true }),
@@ -42,10 +45,12 @@ async function bullmqBackend(): Promise<Backend> {
             log(`worker  sent "${job.name}" to ${job.data.to} (BullMQ job ${job.id})`);
             if (++done === count) setImmediate(() => worker.close().then(() => resolve()));
           },
-          { connection },
+          { connection, prefix },
         );
+        worker.on('error', (error) => log(`worker error: ${error.message}`));
       }),
     close: async () => {
+      await queue.obliterate({ force: true });
       await queue.close();
       await own?.close();
     },
@@ -54,11 +59,15 @@ async function bullmqBackend(): Promise<Backend> {
 
 async function pgBossBackend(): Promise<Backend> {
   const own = process.env.DATABASE_URL ? undefined : await startPostgres();
-  const boss = new PgBoss({ connectionString: process.env.DATABASE_URL ?? (own?.url as string) });
+  const boss = new PgBoss({
+    connectionString: process.env.DATABASE_URL ?? (own?.url as string),
+    schema: 'koa_raincheck_example',
+  });
+  // Without a listener, pg-boss's 'error' event crashes the process when PostgreSQL goes away.
   boss.on('error', (error) => log(`pg-boss error: ${error.message}`));
   await boss.start();
   await boss.deleteQueue('welcome').catch(() => {});
-  await boss.createQueue('welcome', { name: 'welcome', policy: 'short' }); // one queued job per singletonKey
+  await boss.createQueue('welcome', { policy: 'short' }); // one queued job per singletonKey
   return {
     toQueue: pgBoss(boss, { dedupeAcrossRequests: true }),
     work: async (count) => {
@@ -73,7 +82,8 @@ async function pgBossBackend(): Promise<Backend> {
       await boss.offWork('welcome');
     },
     close: async () => {
-      await boss.stop({ graceful: false, wait: true });
+      await boss.deleteQueue('welcome');
+      await boss.stop({ graceful: false });
       await own?.close();
     },
   };

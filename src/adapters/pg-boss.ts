@@ -1,16 +1,34 @@
 import { randomUUID } from 'node:crypto';
-import type PgBoss from 'pg-boss';
 import { type Rainchecked, rainchecked } from '../ambient.js';
+import { typeName } from '../options.js';
 import { contentHash } from './content-hash.js';
 import { addWithRetries, type HandOffOptions, resolveHandOffOptions } from './hand-off.js';
 
 export { type HandOffOptions, RaincheckEnqueueError } from './hand-off.js';
 
+/**
+ * What the adapter uses of a `PgBoss` instance. Typed by shape, so that pg-boss 10 and 11 (`export =`) and
+ * 12 (named export `{ PgBoss }`) all fit and this package's types import nothing from pg-boss.
+ */
+export interface PgBossLike {
+  // Method syntax on purpose: its parameters compare both ways, so each major's own `SendOptions` fits.
+  send(name: string, data: object, options: PgBossSendOptionsLike): Promise<string | null>;
+}
+
+/** The per-job options the adapter reads: pg-boss's `id` and `singletonKey`. */
+export interface PgBossSendOptionsLike {
+  readonly id?: string;
+  readonly singletonKey?: string;
+}
+
+/** The per-job options of `B`'s `send()`: the `SendOptions` of the pg-boss major installed. */
+export type PgBossSendOptionsOf<B extends PgBossLike> = NonNullable<Parameters<B['send']>[2]>;
+
 /** Sends job `name` (a pg-boss queue) with `data`; resolves with the job's id, or `null` if deduped. */
-export type SendToPgBoss = (
+export type SendToPgBoss<B extends PgBossLike = PgBossLike> = (
   name: string,
   data?: object,
-  options?: PgBoss.SendOptions,
+  options?: PgBossSendOptionsOf<B>,
 ) => Promise<string | null>;
 
 /**
@@ -21,29 +39,31 @@ export type SendToPgBoss = (
  * created with a policy that allows one queued job per key (`short`, `stately`, `exclusive`).
  * @throws {TypeError} when `boss` is not a pg-boss instance or an option is wrong.
  */
-export function pgBoss(boss: PgBoss, options?: HandOffOptions): Rainchecked<SendToPgBoss> {
-  if (typeof (boss as Partial<PgBoss> | null)?.send !== 'function') {
-    throw new TypeError(
-      `Expected \`boss\` to be a PgBoss instance, got \`${boss === null ? 'null' : typeof boss}\``,
-    );
+export function pgBoss<B extends PgBossLike>(
+  boss: B,
+  options?: HandOffOptions,
+): Rainchecked<SendToPgBoss<B>> {
+  if (typeof (boss as Partial<PgBossLike> | null | undefined)?.send !== 'function') {
+    throw new TypeError(`Expected \`boss\` to be a PgBoss instance, got \`${typeName(boss)}\``);
   }
   const settings = resolveHandOffOptions(options);
   async function sendToPgBoss(
     name: string,
     data?: object,
-    sendOptions?: PgBoss.SendOptions,
+    sendOptions?: PgBossSendOptionsLike,
   ): Promise<string | null> {
     // One id for every attempt, so that an attempt that timed out but got through is not sent twice.
     const id = sendOptions?.id ?? randomUUID();
     const singletonKey =
       sendOptions?.singletonKey ??
       (settings.dedupeAcrossRequests ? contentHash(name, name, data) : undefined);
-    const options: PgBoss.SendOptions = {
+    const options: PgBossSendOptionsLike = {
       ...sendOptions,
       id,
       ...(singletonKey === undefined ? {} : { singletonKey }),
     };
     return addWithRetries(settings, { queue: name, name, data }, () => boss.send(name, data ?? {}, options));
   }
-  return rainchecked(sendToPgBoss);
+  // The options are the installed major's `SendOptions`, of which only `id` and `singletonKey` are read here.
+  return rainchecked(sendToPgBoss) as Rainchecked<SendToPgBoss<B>>;
 }
