@@ -6,10 +6,11 @@ import { expect } from 'chai';
 const run = promisify(execFile);
 const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).pathname;
 
+// What users install is checked in test/tarball.test.ts (packed, installed, imported, required, type-checked).
 describe('the koa-raincheck package', () => {
-  it('can be required from CommonJS', async () => {
-    const { stdout } = await run(process.execPath, [fixture('require.cjs')]);
-    expect(stdout).to.equal('ok');
+  it('builds on `prepare`, the one script npm runs when it packs a git dependency (not `prepack`)', async () => {
+    const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
+    expect(pkg.scripts.prepare).to.match(/\bnpm run build$/);
   });
 
   it('exports the built ESM entry with its types', async () => {
