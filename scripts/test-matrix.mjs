@@ -1,0 +1,188 @@
+// `npm run test:matrix`: the mocha suite on each pinned Node version (scripts/node-versions.mjs), one after
+// the other (the tests start servers and child processes; two cores do not take two suites at once).
+// The build, type-check and lint are not repeated: `npm test` did them, and ran the suite on the running
+// Node, which is left out here unless named.
+//
+//   node scripts/test-matrix.mjs                  every pinned version but the running one
+//   node scripts/test-matrix.mjs --only 24,26     those versions (also `node scripts/test-matrix.mjs 24 26`)
+//   node scripts/test-matrix.mjs 24 -- --grep key mocha options after `--`
+//
+// Each version's bin dir goes first on PATH, so that the tests' child processes (`node`, npm's
+// `#!/usr/bin/env node`) run that version too. Ends with `matrix: N passed, N failed`, summed over the
+// versions; exits non-zero if any version failed.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { nodeBinary, primary, resolveVersion, versions } from './node-versions.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const mocha = path.join(root, 'node_modules', 'mocha', 'bin', 'mocha.js');
+
+/** @returns {{ chosen: string[], mochaArgs: string[] }} */
+function parseArgs(argv) {
+  const dash = argv.indexOf('--');
+  const own = dash === -1 ? argv : argv.slice(0, dash);
+  const mochaArgs = dash === -1 ? [] : argv.slice(dash + 1);
+  const specs = [];
+  for (let i = 0; i < own.length; i++) {
+    const arg = /** @type {string} */ (own[i]);
+    if (arg === '--only') {
+      const value = own[++i];
+      if (value === undefined) throw new TypeError('Expected versions after `--only`, e.g. `--only 24,26`');
+      specs.push(...value.split(','));
+    } else if (arg.startsWith('--only=')) specs.push(...arg.slice('--only='.length).split(','));
+    else if (arg.startsWith('-')) throw new TypeError(`Unknown option \`${arg}\` (mocha's go after \`--\`)`);
+    else specs.push(...arg.split(','));
+  }
+  const chosen =
+    specs.length > 0
+      ? [...new Set(specs.filter(Boolean).map(resolveVersion))]
+      : versions.filter((v) => `v${v}` !== process.version);
+  return { chosen, mochaArgs };
+}
+
+/**
+ * A version's suite that has not ended by then is killed and counts as failed: a test that leaves a
+ * server or a timer behind keeps mocha alive, and CI would otherwise wait for its own time limit.
+ */
+const TIMEOUT_SECONDS = Number(process.env.MATRIX_TIMEOUT ?? 600);
+
+/**
+ * Runs mocha under `node`, passing its output through, and reads its closing counts.
+ * @returns {Promise<{ passing: number, failing: number, code: number | null, seconds: number, timedOut: boolean }>}
+ */
+function runSuite(version, node, mochaArgs) {
+  const started = performance.now();
+  const env = { ...process.env, PATH: `${path.dirname(node)}${path.delimiter}${process.env.PATH ?? ''}` };
+  // npm run sets these to the running Node's; a child npm would otherwise take them over.
+  delete env.npm_node_execpath;
+  delete env.NODE;
+  // In a process group of its own, so that a timeout ends mocha's re-spawned runner and its servers too.
+  const child = spawn(node, [mocha, ...mochaArgs], {
+    cwd: root,
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+    detached: process.platform !== 'win32',
+  });
+  const killGroup = (signal) => {
+    try {
+      if (process.platform === 'win32') child.kill(signal);
+      else process.kill(-(/** @type {number} */ (child.pid)), signal);
+    } catch {
+      // already gone
+    }
+  };
+  // Detached, it no longer gets the terminal's Ctrl-C: pass it on.
+  const onSignal = (signal) => {
+    killGroup(signal);
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    console.error(`test-matrix: Node ${version}: mocha still running after ${TIMEOUT_SECONDS} s, killed`);
+    killGroup('SIGTERM');
+    setTimeout(() => killGroup('SIGKILL'), 5000).unref();
+  }, TIMEOUT_SECONDS * 1000);
+  let output = '';
+  child.stdout.on('data', (chunk) => {
+    process.stdout.write(chunk);
+    output += chunk.toString('utf8');
+  });
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: strips colour codes.
+      const text = output.replace(/\x1b\[[0-9;]*m/g, '');
+      // The last such line: mocha's summary comes after every test.
+      const count = (word) => {
+        const all = [...text.matchAll(new RegExp(`^\\s*(\\d+) ${word}\\b`, 'gm'))];
+        return Number(all.at(-1)?.[1] ?? 0);
+      };
+      resolve({
+        passing: count('passing'),
+        failing: count('failing'),
+        code,
+        seconds: (performance.now() - started) / 1000,
+        timedOut,
+      });
+    });
+  });
+}
+
+const formatTime = (seconds) =>
+  seconds < 60 ? `${seconds.toFixed(0)} s` : `${Math.floor(seconds / 60)} min ${(seconds % 60).toFixed(0)} s`;
+
+let parsed;
+try {
+  parsed = parseArgs(process.argv.slice(2));
+} catch (error) {
+  console.error(`test-matrix: ${/** @type {Error} */ (error).message}`);
+  process.exit(2);
+}
+const { chosen, mochaArgs } = parsed;
+
+const started = performance.now();
+/** @type {{ version: string, passing: number, failing: number, seconds: number, note: string }[]} */
+const rows = [];
+for (const version of chosen) {
+  console.log(`\n=== Node ${version}${version === primary ? ' (primary)' : ''}: mocha ===`);
+  let node;
+  try {
+    node = nodeBinary(version);
+  } catch (error) {
+    console.error(`test-matrix: ${/** @type {Error} */ (error).message}`);
+    rows.push({ version, passing: 0, failing: 1, seconds: 0, note: 'no binary' });
+    continue;
+  }
+  const result = await runSuite(version, node, mochaArgs);
+  // A crash before mocha's summary (a syntax error, an unhandled rejection) or a run that never ended
+  // counts as one failure.
+  const crashed = (result.code !== 0 || result.timedOut) && result.failing === 0;
+  rows.push({
+    version,
+    passing: result.passing,
+    failing: crashed ? 1 : result.failing,
+    seconds: result.seconds,
+    note: result.timedOut
+      ? `killed after ${TIMEOUT_SECONDS} s (MATRIX_TIMEOUT)`
+      : crashed
+        ? `exit ${result.code ?? 'by signal'}, no mocha summary`
+        : '',
+  });
+}
+
+console.log('\n=== test matrix ===');
+const table = [['Node', 'passing', 'failing', 'time', '']];
+for (const v of versions) {
+  const r = rows.find((row) => row.version === v);
+  const name = `${v}${v === primary ? '*' : ''}`;
+  if (r) table.push([name, String(r.passing), String(r.failing), formatTime(r.seconds), r.note]);
+  else
+    table.push([
+      name,
+      '-',
+      '-',
+      '-',
+      `v${v}` === process.version ? 'the running Node: `npm test` ran it' : 'not chosen',
+    ]);
+}
+const widths = table[0].map((_, col) => Math.max(...table.map((row) => row[col].length)));
+for (const row of table)
+  console.log(
+    row
+      .map((cell, col) => cell.padEnd(widths[col]))
+      .join('  ')
+      .trimEnd(),
+  );
+console.log(`(* the primary version)  ${formatTime((performance.now() - started) / 1000)} in all`);
+
+const passed = rows.reduce((sum, r) => sum + r.passing, 0);
+const failed = rows.reduce((sum, r) => sum + r.failing, 0);
+console.log(`matrix: ${passed} passed, ${failed} failed`);
+process.exitCode = failed > 0 || rows.length === 0 ? 1 : 0;
