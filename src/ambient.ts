@@ -15,7 +15,8 @@ import { type RaincheckContext, RUNNER, WRAPPED } from './schedule.js';
 export type OutsideRequest = 'throw' | 'run';
 
 /** A function that can also be scheduled after the current request's response: see `rainchecked()`. */
-export type Rainchecked<F extends (...args: never[]) => unknown> = F & {
+// biome-ignore lint/suspicious/noExplicitAny: `any[]`, not `never[]`: an unannotated callback's parameters are then `any`, not `never`
+export type Rainchecked<F extends (...args: any[]) => unknown> = F & {
   /**
    * Schedules a call of the function after the current request's response, as `ctx.raincheck(fn, ...args)`
    * would: same dedupe, failure and ordering rules. Outside a request: see the `outside` option.
@@ -37,7 +38,8 @@ export interface RaincheckedOptions {
  * `AsyncLocalStorage` (`new Koa({ asyncLocalStorage: true })`), so service code needs no `ctx`.
  * @throws {TypeError} when `fn` is not a function or `options.outside` is neither `'throw'` nor `'run'`.
  */
-export function rainchecked<F extends (...args: never[]) => unknown>(
+// biome-ignore lint/suspicious/noExplicitAny: as for Rainchecked
+export function rainchecked<F extends (...args: any[]) => unknown>(
   fn: F,
   options?: RaincheckedOptions,
 ): Rainchecked<F> {

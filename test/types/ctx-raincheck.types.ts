@@ -85,3 +85,11 @@ rainchecked(noArgs, { outside: 'run' }).schedule();
 // @ts-expect-error an unknown outside behaviour
 rainchecked(noArgs, { outside: 'later' });
 setOutsideRequest('run');
+
+// An inline callback without annotations: its parameters are `any` (not `never`), so it can be scheduled.
+const inline = rainchecked(async (to, name) => `${to} ${name}`);
+inline.schedule('ann@example.com', 'Ann');
+// A callback with annotations keeps them.
+const annotated = rainchecked(async (to: string) => to);
+// @ts-expect-error a wrong argument type to an annotated inline callback's .schedule()
+annotated.schedule(42);
