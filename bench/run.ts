@@ -1,12 +1,15 @@
 // `npm run bench`: per-request cost of koa-raincheck as ratios against bare Koa measured in the same run.
 // Each repetition starts a bare Koa server and a variant side by side, pinned to one core, and loads both at
 // the same time from this process, pinned to the other core, so that both see the same noise.
+// The servers run on each Node of BENCH_NODES (default `current,24`: the running Node and the primary
+// target, Node 24.21.0, from scripts/node-versions.mjs). The Nodes take turns repetition by repetition, so
+// that each sees the same stretch of a shared machine's load; the load generator stays on the running Node.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import autocannon from 'autocannon';
-import { type KeyResult, measureKeys } from './key.js';
+import type { KeyResult } from './key.js';
 
 /** The scenarios bench/server.mjs knows. */
 const scenarios = {
@@ -89,6 +92,44 @@ if (hasTaskset && process.env.BENCH_PINNED !== '1') {
   process.exit(code ?? 1);
 }
 
+/**
+ * A Node the servers (and the key micro-benchmark) run on. Whatever is measured per Node takes one of
+ * these: a new instrument is one more function of a Runtime, and one more field of NodeRun.
+ */
+interface Runtime {
+  /** As BENCH_NODES named it: `current`, `24`, `24.21.0`. */
+  spec: string;
+  /** `process.version` of that binary, e.g. `v24.21.0`. */
+  version: string;
+  execPath: string;
+}
+
+/** BENCH_NODES (or BENCH_NODE), comma-separated: pinned versions or majors, or `current` for this Node. */
+async function runtimesFrom(list: string): Promise<Runtime[]> {
+  const specs = list
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (specs.length === 0)
+    throw new TypeError(`Expected BENCH_NODES to name a Node, e.g. \`20,24\`, got \`${list}\``);
+  const url = new URL('../scripts/node-versions.mjs', import.meta.url).href;
+  // Plain JavaScript, so that it runs on any Node; typed here by what this file uses of it.
+  const { nodeBinary } = (await import(url)) as { nodeBinary(spec: string): string };
+  const runtimes: Runtime[] = [];
+  for (const spec of specs) {
+    const execPath = spec === 'current' ? process.execPath : nodeBinary(spec);
+    const version = execFileSync(execPath, ['--version'], { encoding: 'utf8' }).trim();
+    // `current` and `20` on a machine running 20.20.2 are the same Node: measured once.
+    if (!runtimes.some((r) => r.version === version)) runtimes.push({ spec, version, execPath });
+  }
+  return runtimes.sort((a, b) => versionOrder(a.version) - versionOrder(b.version));
+}
+const versionOrder = (version: string) =>
+  version
+    .replace(/^v/, '')
+    .split('.')
+    .reduce((sum, part) => sum * 1000 + Number(part), 0);
+
 interface Server {
   child: ChildProcess;
   url: string;
@@ -96,18 +137,25 @@ interface Server {
   stop(): Promise<void>;
 }
 
-async function startServer(name: ScenarioName): Promise<Server> {
-  const node = [process.execPath, '--expose-gc', new URL('./server.mjs', import.meta.url).pathname, name];
+async function startServer(runtime: Runtime, name: ScenarioName): Promise<Server> {
+  const node = [runtime.execPath, '--expose-gc', new URL('./server.mjs', import.meta.url).pathname, name];
   const [command, ...args] = hasTaskset ? ['taskset', '-c', '0', ...node] : node;
   const child = spawn(command as string, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const [ready] = (await once(child, 'message')) as [{ port: number }];
+  // A server that dies (its error is on stderr) fails the run rather than leaving it waiting for ever.
+  const died = once(child, 'exit').then(([code, signal]) => {
+    throw new Error(
+      `${name} server on Node ${runtime.version} exited (${signal ?? code}) before it answered`,
+    );
+  });
+  died.catch(() => {});
+  const reply = async <T>() => ((await Promise.race([once(child, 'message'), died])) as [T])[0];
+  const ready = await reply<{ port: number }>();
   return {
     child,
     url: `http://127.0.0.1:${ready.port}/`,
     ask: async <T>(type: 'cpu' | 'heap') => {
       child.send({ type });
-      const [reply] = (await once(child, 'message')) as [T];
-      return reply;
+      return reply<T>();
     },
     stop: async () => {
       child.send({ type: 'exit' });
@@ -152,14 +200,15 @@ interface Measurement {
   schedulingMicrosPerCall?: number;
 }
 
-/** Measures bare Koa and `variant` side by side, once. */
+/** Measures bare Koa and `variant` side by side, once, both on `runtime`. */
 async function pair(
+  runtime: Runtime,
   variant: ScenarioName,
   rep: number,
 ): Promise<{ bare: Measurement; variant: Measurement }> {
   // Which server starts, and is loaded, first alternates: the order alone skews the figures by a few %.
   const order: [ScenarioName, ScenarioName] = rep % 2 === 0 ? ['S0', variant] : [variant, 'S0'];
-  const servers = await Promise.all(order.map(startServer));
+  const servers = await Promise.all(order.map((name) => startServer(runtime, name)));
   try {
     await Promise.all(servers.map((s) => load(s.url, { duration: WARMUP_SECONDS })));
     const before = await Promise.all(servers.map((s) => s.ask<CpuSample>('cpu')));
@@ -194,9 +243,16 @@ async function pair(
   }
 }
 
+interface HeapSoak {
+  requests: number;
+  before: number;
+  after: number;
+  ratio: number;
+}
+
 /** Heap after GC before and after HEAP_REQUESTS requests that each schedule a job. */
-async function heapSoak(): Promise<{ requests: number; before: number; after: number; ratio: number }> {
-  const server = await startServer('S2');
+async function heapSoak(runtime: Runtime): Promise<HeapSoak> {
+  const server = await startServer(runtime, 'S2');
   try {
     await load(server.url, { duration: WARMUP_SECONDS });
     const before = (await server.ask<HeapSample>('heap')).heapAfterGC;
@@ -208,6 +264,21 @@ async function heapSoak(): Promise<{ requests: number; before: number; after: nu
   } finally {
     await server.stop();
   }
+}
+
+/**
+ * The dedupe key micro-benchmark (bench/key.ts, on the built dist/key.js) in a process of its own on
+ * `runtime`, on this process's core. Through tsx, as this file runs: key.ts is TypeScript; what it measures
+ * is dist/, plain JavaScript.
+ */
+function keysOn(runtime: Runtime): KeyResult[] {
+  const key = new URL('./key.ts', import.meta.url).href;
+  const code = `import { measureKeys } from ${JSON.stringify(key)}; process.stdout.write(JSON.stringify(measureKeys()));`;
+  const stdout = execFileSync(runtime.execPath, ['--import', 'tsx', '--input-type=module', '--eval', code], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return JSON.parse(stdout) as KeyResult[];
 }
 
 const median = (values: number[]) => {
@@ -230,130 +301,182 @@ interface ScenarioResult {
   variant: Measurement[];
 }
 
+interface Target {
+  target: string;
+  value: number;
+  met: boolean;
+}
+
+/** Everything measured on one Node. */
+interface NodeRun {
+  runtime: Runtime;
+  results: ScenarioResult[];
+  heap?: HeapSoak;
+  keys?: KeyResult[];
+  targets?: Target[];
+}
+
 const started = Date.now();
+const loadBefore = os.loadavg();
+const runtimes = await runtimesFrom(process.env.BENCH_NODES ?? process.env.BENCH_NODE ?? 'current,24');
 console.log(
   `koa-raincheck bench: ${REPS} repetitions × (${WARMUP_SECONDS} s warm-up + ${SECONDS} s at full load + ` +
     `${PACED_SECONDS} s (S4: ${pacedSecondsOf('S4')} s) at ${PACED_RATE} req/s each), ` +
-    `${CONNECTIONS} connections per server, ${hasTaskset ? 'servers on core 0, load on core 1' : 'no taskset: unpinned'}\n`,
+    `${CONNECTIONS} connections per server, ${hasTaskset ? 'servers on core 0, load on core 1' : 'no taskset: unpinned'}\n` +
+    `servers on ${runtimes.map((r) => `Node ${r.version}`).join(' and ')}, taking turns; load generator on ` +
+    `Node ${process.version}; load average ${loadBefore.map((l) => l.toFixed(2)).join(', ')}\n`,
 );
 
-const results: ScenarioResult[] = [];
+const runs: NodeRun[] = runtimes.map((runtime) => ({ runtime, results: [] }));
 // BENCH_ONLY=S2,S3 runs some scenarios only (while working on one); the targets need them all.
 const only = process.env.BENCH_ONLY?.split(',');
 const chosen = (Object.keys(scenarios) as ScenarioName[]).filter(
   (s) => s !== 'S0' && (!only || only.includes(s)),
 );
 for (const scenario of chosen) {
-  const result: ScenarioResult = {
-    scenario,
-    title: scenarios[scenario],
-    cpuRatio: [],
-    p99Ratio: [],
-    bare: [],
-    variant: [],
-  };
+  const measured = runs.map(() => ({ bare: [] as Measurement[], variant: [] as Measurement[] }));
   for (let rep = 0; rep < repsOf(scenario); rep++) {
-    const { bare, variant } = await pair(scenario, rep);
-    result.bare.push(bare);
-    result.variant.push(variant);
+    // The Nodes' order alternates too, so that neither always follows the other.
+    const indices = runs.map((_, i) => i);
+    for (const i of rep % 2 === 0 ? indices : indices.reverse()) {
+      const { bare, variant } = await pair((runs[i] as NodeRun).runtime, scenario, rep);
+      measured[i]?.bare.push(bare);
+      measured[i]?.variant.push(variant);
+    }
   }
-  // One ratio per pair of repetitions, the geometric mean of its two orders, which cancels the order's skew.
-  const v = result.variant;
-  const b = result.bare;
-  for (let i = 0; i < repsOf(scenario); i += 2) {
-    const pairRatio = (pick: (m: Measurement) => number, invert: boolean) => {
-      const r = (j: number) => pick(b[j] as Measurement) / pick(v[j] as Measurement);
-      const mean = Math.sqrt(r(i) * r(i + 1));
-      return invert ? 1 / mean : mean;
+  console.log(`${scenario} ${scenarios[scenario]}`);
+  runs.forEach((run, i) => {
+    const { bare: b, variant: v } = measured[i] as { bare: Measurement[]; variant: Measurement[] };
+    const result: ScenarioResult = {
+      scenario,
+      title: scenarios[scenario],
+      cpuRatio: [],
+      p99Ratio: [],
+      bare: b,
+      variant: v,
     };
-    result.cpuRatio.push(pairRatio((m) => m.cpuMicrosPerRequest, false));
-    result.p99Ratio.push(pairRatio((m) => m.p99, true));
-  }
-  results.push(result);
-  const of = (pick: (m: Measurement) => number, digits: number, from = v) => spread(from.map(pick), digits);
-  const scheduling = v.map((m) => m.schedulingMicrosPerCall).filter((x): x is number => x !== undefined);
-  console.log(
-    [
-      `${scenario} ${result.title}`,
-      `   at full load: cpu/req ratio (bare/variant) ${spread(result.cpuRatio, 3)}   ` +
-        `cpu/req ${of((m) => m.cpuMicrosPerRequest, 1)} µs, bare ${of((m) => m.cpuMicrosPerRequest, 1, result.bare)} µs   ` +
-        `req/s ${of((m) => m.requestsPerSecond, 0)}, bare ${of((m) => m.requestsPerSecond, 0, result.bare)}`,
-      `   at ${PACED_RATE} req/s: p50 ${of((m) => m.p50, 2)} ms, p99 ${of((m) => m.p99, 2)} ms ` +
-        `(×${spread(result.p99Ratio, 2)} bare's)   heap after GC ${of((m) => m.heapAfterGC / 2 ** 20, 1)} MB` +
-        (scheduling.length ? `   scheduling ${spread(scheduling, 1)} µs per call` : ''),
-    ].join('\n'),
-  );
+    // One ratio per pair of repetitions, the geometric mean of its two orders, which cancels the order's skew.
+    for (let j = 0; j < repsOf(scenario); j += 2) {
+      const pairRatio = (pick: (m: Measurement) => number, invert: boolean) => {
+        const r = (k: number) => pick(b[k] as Measurement) / pick(v[k] as Measurement);
+        const mean = Math.sqrt(r(j) * r(j + 1));
+        return invert ? 1 / mean : mean;
+      };
+      result.cpuRatio.push(pairRatio((m) => m.cpuMicrosPerRequest, false));
+      result.p99Ratio.push(pairRatio((m) => m.p99, true));
+    }
+    run.results.push(result);
+    const of = (pick: (m: Measurement) => number, digits: number, from = v) => spread(from.map(pick), digits);
+    const scheduling = v.map((m) => m.schedulingMicrosPerCall).filter((x): x is number => x !== undefined);
+    console.log(
+      [
+        ` Node ${run.runtime.version}`,
+        `   at full load: cpu/req ratio (bare/variant) ${spread(result.cpuRatio, 3)}   ` +
+          `cpu/req ${of((m) => m.cpuMicrosPerRequest, 1)} µs, bare ${of((m) => m.cpuMicrosPerRequest, 1, b)} µs   ` +
+          `req/s ${of((m) => m.requestsPerSecond, 0)}, bare ${of((m) => m.requestsPerSecond, 0, b)}`,
+        `   at ${PACED_RATE} req/s: p50 ${of((m) => m.p50, 2)} ms, p99 ${of((m) => m.p99, 2)} ms ` +
+          `(×${spread(result.p99Ratio, 2)} bare's)   heap after GC ${of((m) => m.heapAfterGC / 2 ** 20, 1)} MB` +
+          (scheduling.length ? `   scheduling ${spread(scheduling, 1)} µs per call` : ''),
+      ].join('\n'),
+    );
+  });
 }
 
 if (only) {
   console.log('BENCH_ONLY: no targets, no results file');
   process.exit(0);
 }
-const heap = await heapSoak();
-console.log(
-  `\nheap after GC: ${(heap.before / 2 ** 20).toFixed(2)} MB before, ${(heap.after / 2 ** 20).toFixed(2)} MB after ` +
-    `${heap.requests} requests with a job each (×${heap.ratio.toFixed(3)})`,
-);
 
-const keys: KeyResult[] = measureKeys();
-console.log('\ndedupe key vs object-hash, µs per call (median):');
-for (const k of keys) {
+for (const run of runs) {
+  const { version } = run.runtime;
+  const heap = await heapSoak(run.runtime);
+  run.heap = heap;
   console.log(
-    `  ${k.input.padEnd(22)} dedupeKey ${k.dedupeKeyMicros.toFixed(2).padStart(9)}  object-hash ${k.objectHashMicros.toFixed(2).padStart(9)}  ×${k.speedup.toFixed(1)} faster`,
+    `\nNode ${version}: heap after GC: ${(heap.before / 2 ** 20).toFixed(2)} MB before, ` +
+      `${(heap.after / 2 ** 20).toFixed(2)} MB after ${heap.requests} requests with a job each (×${heap.ratio.toFixed(3)})`,
   );
+  const keys = keysOn(run.runtime);
+  run.keys = keys;
+  console.log(`Node ${version}: dedupe key vs object-hash, µs per call (median):`);
+  for (const k of keys) {
+    console.log(
+      `  ${k.input.padEnd(22)} dedupeKey ${k.dedupeKeyMicros.toFixed(2).padStart(9)}  object-hash ${k.objectHashMicros.toFixed(2).padStart(9)}  ×${k.speedup.toFixed(1)} faster`,
+    );
+  }
+  run.targets = targetsOf(run.results, heap, keys);
 }
 
-const byName = (name: ScenarioName) => results.find((r) => r.scenario === name) as ScenarioResult;
-const s5 = byName('S5').variant.map((m) => m.schedulingMicrosPerCall ?? Number.NaN);
-const threeStrings = keys.find((k) => k.input === 'three short strings') as KeyResult;
-const targets = [
-  {
-    target: 'S1 no job: cpu ratio ≥ 0.97',
-    value: median(byName('S1').cpuRatio),
-    ok: (v: number) => v >= 0.97,
-  },
-  {
-    target: 'S2 one job: cpu ratio ≥ 0.92',
-    value: median(byName('S2').cpuRatio),
-    ok: (v: number) => v >= 0.92,
-  },
-  {
-    target: 'S3 ten jobs: cpu ratio ≥ 0.70',
-    value: median(byName('S3').cpuRatio),
-    ok: (v: number) => v >= 0.7,
-  },
-  {
-    target: 'S4 50 ms job: p99 ≤ 1.10× bare',
-    value: median(byName('S4').p99Ratio),
-    ok: (v: number) => v <= 1.1,
-  },
-  { target: 'S5 scheduling ≤ 1 ms per call (µs)', value: median(s5), ok: (v: number) => v <= 1000 },
-  { target: 'key, three strings: ≥ 5× object-hash', value: threeStrings.speedup, ok: (v: number) => v >= 5 },
-  { target: 'heap after 200k requests: ≤ 1.05× start', value: heap.ratio, ok: (v: number) => v <= 1.05 },
-].map((t) => ({ target: t.target, value: t.value, met: t.ok(t.value) }));
+function targetsOf(results: ScenarioResult[], heap: HeapSoak, keys: KeyResult[]): Target[] {
+  const byName = (name: ScenarioName) => results.find((r) => r.scenario === name) as ScenarioResult;
+  const s5 = byName('S5').variant.map((m) => m.schedulingMicrosPerCall ?? Number.NaN);
+  const threeStrings = keys.find((k) => k.input === 'three short strings') as KeyResult;
+  return [
+    {
+      target: 'S1 no job: cpu ratio ≥ 0.97',
+      value: median(byName('S1').cpuRatio),
+      ok: (v: number) => v >= 0.97,
+    },
+    {
+      target: 'S2 one job: cpu ratio ≥ 0.92',
+      value: median(byName('S2').cpuRatio),
+      ok: (v: number) => v >= 0.92,
+    },
+    {
+      target: 'S3 ten jobs: cpu ratio ≥ 0.70',
+      value: median(byName('S3').cpuRatio),
+      ok: (v: number) => v >= 0.7,
+    },
+    {
+      target: 'S4 50 ms job: p99 ≤ 1.10× bare',
+      value: median(byName('S4').p99Ratio),
+      ok: (v: number) => v <= 1.1,
+    },
+    { target: 'S5 scheduling ≤ 1 ms per call (µs)', value: median(s5), ok: (v: number) => v <= 1000 },
+    {
+      target: 'key, three strings: ≥ 5× object-hash',
+      value: threeStrings.speedup,
+      ok: (v: number) => v >= 5,
+    },
+    {
+      target: 'heap after 200k requests: ≤ 1.05× start',
+      value: heap.ratio,
+      ok: (v: number) => v <= 1.05,
+    },
+  ].map((t) => ({ target: t.target, value: t.value, met: t.ok(t.value) }));
+}
 
-console.log('\ntargets:');
-for (const t of targets)
-  console.log(`  ${t.met ? 'met    ' : 'MISSED '} ${t.target.padEnd(42)} ${t.value.toFixed(3)}`);
+const nodeNames = runs.map((r) => `Node ${r.runtime.version}`);
+console.log(`\ntargets (${nodeNames.join(' | ')}):`);
+for (const [i, t] of (runs[0]?.targets ?? []).entries()) {
+  const cells = runs.map((r) => {
+    const rt = r.targets?.[i] as Target;
+    return `${rt.met ? 'met   ' : 'MISSED'} ${rt.value.toFixed(3).padStart(8)}`;
+  });
+  console.log(`  ${t.target.padEnd(42)} ${cells.join('   ')}`);
+}
 const seconds = Math.round((Date.now() - started) / 1000);
-console.log(`\n${seconds} s in all`);
+const loadAfter = os.loadavg();
+console.log(
+  `\n${seconds} s in all; load average at the end ${loadAfter.map((l) => l.toFixed(2)).join(', ')}`,
+);
 
 const machine = {
+  /** The load generator's; the servers' are in `nodes`. */
   node: process.version,
   cpus: os.cpus()[0]?.model ?? 'unknown',
   cores: os.cpus().length, // not availableParallelism(): this process is pinned to one core
   memoryGiB: Math.round(os.totalmem() / 2 ** 30),
   pinned: hasTaskset,
+  loadAverageBefore: loadBefore,
+  loadAverageAfter: loadAfter,
 };
 const json = {
   date: new Date().toISOString(),
   machine,
   reps: REPS,
   seconds: SECONDS,
-  results,
-  heap,
-  keys,
-  targets,
+  totalSeconds: seconds,
+  nodes: runs.map(({ runtime, ...rest }) => ({ node: runtime.version, execPath: runtime.execPath, ...rest })),
 };
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
 writeFileSync(new URL('./results/latest.json', import.meta.url), `${JSON.stringify(json, null, 2)}\n`);
@@ -362,30 +485,104 @@ console.log('results: bench/results/latest.json, bench/RESULTS.md');
 
 /** bench/RESULTS.md: the latest figures, kept in the repository. */
 function markdown(): string {
+  const fixed = (value: number | undefined, digits: number) =>
+    value === undefined ? '' : value.toFixed(digits);
+  const med = (from: Measurement[], pick: (m: Measurement) => number) => median(from.map(pick));
+  const resultOf = (run: NodeRun, scenario: ScenarioName) => run.results.find((r) => r.scenario === scenario);
+  const header = (cells: string[]) => `| ${cells.join(' | ')} |\n|${cells.map(() => '---').join('|')}|`;
+
   const row = (r: ScenarioResult) => {
     const v = r.variant;
-    const med = (pick: (m: Measurement) => number, from = v) => median(from.map(pick));
     const s = v.map((m) => m.schedulingMicrosPerCall).filter((x): x is number => x !== undefined);
     return (
-      `| ${r.scenario} | ${r.title} | ${spread(r.cpuRatio, 3)} | ${med((m) => m.cpuMicrosPerRequest).toFixed(1)} ` +
-      `/ ${med((m) => m.cpuMicrosPerRequest, r.bare).toFixed(1)} | ${med((m) => m.requestsPerSecond).toFixed(0)} ` +
-      `/ ${med((m) => m.requestsPerSecond, r.bare).toFixed(0)} | ${med((m) => m.p50).toFixed(2)} | ` +
-      `${med((m) => m.p99).toFixed(2)} | ${spread(r.p99Ratio, 2)} | ${(med((m) => m.heapAfterGC) / 2 ** 20).toFixed(1)} | ` +
+      `| ${r.scenario} | ${r.title} | ${spread(r.cpuRatio, 3)} | ${med(v, (m) => m.cpuMicrosPerRequest).toFixed(1)} ` +
+      `/ ${med(r.bare, (m) => m.cpuMicrosPerRequest).toFixed(1)} | ${med(v, (m) => m.requestsPerSecond).toFixed(0)} ` +
+      `/ ${med(r.bare, (m) => m.requestsPerSecond).toFixed(0)} | ${med(v, (m) => m.p50).toFixed(2)} | ` +
+      `${med(v, (m) => m.p99).toFixed(2)} | ${spread(r.p99Ratio, 2)} | ${(med(v, (m) => m.heapAfterGC) / 2 ** 20).toFixed(1)} | ` +
       `${s.length ? median(s).toFixed(0) : ''} |`
     );
   };
+  const scenarioTable = (run: NodeRun) => `### ${`Node ${run.runtime.version}`}
+
+${header([
+  '',
+  'scenario',
+  'CPU/request ratio, bare ÷ variant',
+  'CPU µs/request, variant / bare',
+  'req/s, variant / bare',
+  `p50 ms at ${PACED_RATE} req/s`,
+  'p99 ms',
+  'p99 ÷ bare’s',
+  'heap MB after GC',
+  'scheduling CPU µs/call',
+])}
+${run.results.map(row).join('\n')}`;
+
+  const sideBySide = chosen.map((scenario) => {
+    const cells = (pick: (r: ScenarioResult) => string) =>
+      runs.map((run) => {
+        const r = resultOf(run, scenario);
+        return r ? pick(r) : '';
+      });
+    return `| ${scenario} | ${scenarios[scenario]} | ${[
+      ...cells((r) => median(r.cpuRatio).toFixed(3)),
+      ...cells(
+        (r) =>
+          `${med(r.variant, (m) => m.cpuMicrosPerRequest).toFixed(1)} / ${med(r.bare, (m) => m.cpuMicrosPerRequest).toFixed(1)}`,
+      ),
+      ...cells((r) => median(r.p99Ratio).toFixed(2)),
+    ].join(' | ')} |`;
+  });
+  // What S6 adds to a request, in ratio and in µs over bare Koa, on each Node.
+  const s6Line = runs
+    .map((run) => {
+      const r = resultOf(run, 'S6');
+      if (r === undefined) return '';
+      // Per repetition, both servers measured in the same moments, as the ratios are.
+      const extra = median(
+        r.variant.map((m, k) => m.cpuMicrosPerRequest - (r.bare[k] as Measurement).cpuMicrosPerRequest),
+      );
+      return `${median(r.cpuRatio).toFixed(3)} (${extra >= 0 ? '+' : ''}${extra.toFixed(1)} µs a request) on Node ${run.runtime.version}`;
+    })
+    .filter(Boolean)
+    .join(', ');
+
+  const targetRows = (runs[0]?.targets ?? []).map(
+    (t, i) =>
+      `| ${t.target} | ${runs
+        .map((run) => {
+          const rt = run.targets?.[i] as Target;
+          return `${rt.value.toFixed(3)} | ${rt.met ? 'met' : '**missed**'}`;
+        })
+        .join(' | ')} |`,
+  );
+  const keyInputs = runs[0]?.keys?.map((k) => k.input) ?? [];
+  const keyRows = keyInputs.map(
+    (input) =>
+      `| ${input} | ${runs
+        .map((run) => {
+          const k = run.keys?.find((x) => x.input === input) as KeyResult;
+          return `${k.dedupeKeyMicros.toFixed(2)} | ${k.objectHashMicros.toFixed(2)} | ×${k.speedup.toFixed(1)}`;
+        })
+        .join(' | ')} |`,
+  );
+  const loads = (l: number[]) => l.map((x) => x.toFixed(1)).join(', ');
+
   return `# Benchmark results
 
-Written by \`npm run bench\` on ${json.date.slice(0, 10)}: Node ${machine.node}, ${machine.cpus}, ${machine.cores} cores,
-${machine.memoryGiB} GiB; ${machine.pinned ? 'servers pinned to core 0, load generator to core 1' : 'not pinned (no taskset)'}.
-${REPS} repetitions (S1 and S2, whose targets leave the least room: ${REPS + 2}) in pairs, one with each server first; each starts bare Koa (S0) and the scenario side by side and loads both at once with
+Written by \`npm run bench\` on ${json.date.slice(0, 10)}, in ${Math.round(seconds / 60)} min: servers on ${nodeNames.join(' and ')}
+(${runs.map((r) => (r.runtime.spec === 'current' ? `${r.runtime.version}: the machine's` : `${r.runtime.version}: the npm registry's \`node-${process.platform}-${process.arch}\``)).join('; ')}), taking turns repetition by repetition;
+load generator on Node ${machine.node}. ${machine.cpus}, ${machine.cores} cores, ${machine.memoryGiB} GiB; ${machine.pinned ? 'servers pinned to core 0, load generator to core 1' : 'not pinned (no taskset)'}.
+The machine is shared: load average (1, 5, 15 min) ${loads(loadBefore)} at the start, ${loads(loadAfter)} at the end (the
+benchmark itself keeps both cores busy, about 2; anything above that is other work competing with it).
+${REPS} repetitions per Node (S1 and S2, whose targets leave the least room: ${REPS + 2}) in pairs, one with each server first; each starts bare Koa (S0) and the scenario side by side, on the same Node, and loads both at once with
 ${CONNECTIONS} connections each: ${WARMUP_SECONDS} s warm-up, ${SECONDS} s at full load (CPU per request, req/s), then
 ${PACED_SECONDS} s (S4, whose target is on p99: ${pacedSecondsOf('S4')} s) at a fixed ${PACED_RATE} req/s each (latency, below saturation, so that it is what a request costs and not
 queueing). Which server is started and loaded first skews the figures by a few %: each ratio is the geometric
 mean of a pair of repetitions, one in each order. Figures are medians over the pairs, with min–max where
 given. At full load the two servers race for one core and the slower one gets fewer requests per wake-up of
-its event loop, so a small difference in cost comes out somewhat amplified in the ratio. Ratios compare with bare Koa measured in the same repetition; absolute figures
-vary with the machine's load.
+its event loop, so a small difference in cost comes out somewhat amplified in the ratio. Ratios compare with bare Koa measured in the same repetition, on the same Node; absolute figures
+vary with the machine's load. \`BENCH_NODES=24\` (pinned versions or majors, or \`current\`) picks the Nodes.
 
 ## Reading these figures
 
@@ -402,38 +599,53 @@ S4's p99 target (≤ 1.10× bare's) is the one not reliably met, and the cause i
 job keeps its request's ctx alive until it settles (about 3 KB with Node's req and res), so that a failure
 can be reported with it, as Koa reports errors: \`app.emit('error', err, ctx)\`. With 50 ms jobs, the contexts
 in flight make the young-generation GC pauses longer (up to about 6 ms instead of 1.4 ms under \`--trace-gc\`),
-and a few such pauses are what a p99 sees. Measured back to back on 2026-11-23 (\`BENCH_ONLY=S4\`, two pairs
+and a few such pauses are what a p99 sees. Measured back to back on Node 20 on 2026-11-23 (\`BENCH_ONLY=S4\`, two pairs
 each), this build read p99 ×1.23 (1.16–1.29) and CPU 0.715; the same build with the ctx not kept (an
 experiment, not an option: failures would lose their ctx) read p99 ×1.00 (0.99–1.00) and CPU 0.897. Over the
-runs made today, S4's p99 ratio read 1.03–1.31. The response never waits for the job: S4's p99 stays far
+runs made that day, S4's p99 ratio read 1.03–1.31. The response never waits for the job: S4's p99 stays far
 below the job's 50 ms.
 
 ## Targets
 
-| target | measured | |
-|---|---|---|
-${targets.map((t) => `| ${t.target} | ${t.value.toFixed(3)} | ${t.met ? 'met' : '**missed**'} |`).join('\n')}
+${header(['target', ...runs.flatMap((run) => [`Node ${run.runtime.version}`, ''])])}
+${targetRows.join('\n')}
 
-## Scenarios
+## ${nodeNames.join(' beside ')}
 
-| | scenario | CPU/request ratio, bare ÷ variant | CPU µs/request, variant / bare | req/s, variant / bare | p50 ms at ${PACED_RATE} req/s | p99 ms | p99 ÷ bare's | heap MB after GC | scheduling CPU µs/call |
-|---|---|---|---|---|---|---|---|---|---|
-${results.map(row).join('\n')}
+Medians; the full figures per Node follow.
+
+${header([
+  '',
+  'scenario',
+  ...nodeNames.map((n) => `CPU ratio, ${n}`),
+  ...nodeNames.map((n) => `CPU µs/request variant / bare, ${n}`),
+  ...nodeNames.map((n) => `p99 ÷ bare’s, ${n}`),
+])}
+${sideBySide.join('\n')}
 
 S6 is S2 through \`schedule()\`, in an app created with \`new Koa({ asyncLocalStorage: true })\`, against bare
 Koa without it: its ratio includes the cost of Koa's AsyncLocalStorage for every request, which the app pays
-whether or not it schedules. S4 runs with \`concurrency: Infinity\`: at full load its 50 ms jobs would otherwise
+whether or not it schedules. It is where the Nodes were expected to differ most: since Node 24,
+AsyncLocalStorage is built on AsyncContextFrame, where Node 20 tracks it through async_hooks' promise hooks.
+${s6Line ? `S6 read ${s6Line}.` : ''} S4 runs with \`concurrency: Infinity\`: at full load its 50 ms jobs would otherwise
 wait for one of the default 100 slots.
 
-Heap after GC, after a warm-up and after ${heap.requests} more requests that each schedule a job:
-${(heap.before / 2 ** 20).toFixed(2)} MB → ${(heap.after / 2 ** 20).toFixed(2)} MB (×${heap.ratio.toFixed(3)}).
+## Scenarios
+
+${runs.map(scenarioTable).join('\n\n')}
+
+## Heap
+
+After a warm-up and after ${fixed(runs[0]?.heap?.requests, 0)} more requests that each schedule a job (S2), heap after GC:
+
+${runs.map((run) => `- Node ${run.runtime.version}: ${fixed((run.heap?.before ?? 0) / 2 ** 20, 2)} MB → ${fixed((run.heap?.after ?? 0) / 2 ** 20, 2)} MB (×${fixed(run.heap?.ratio, 3)})`).join('\n')}
 
 ## Dedupe key against object-hash
 
-µs per call, median of 15 batches. object-hash is the reference for which arguments are equal.
+µs per call, median of 15 batches, in a process of its own on each Node (on the load generator's core).
+object-hash is the reference for which arguments are equal.
 
-| arguments | dedupe key | object-hash | speed-up |
-|---|---|---|---|
-${keys.map((k) => `| ${k.input} | ${k.dedupeKeyMicros.toFixed(2)} | ${k.objectHashMicros.toFixed(2)} | ×${k.speedup.toFixed(1)} |`).join('\n')}
+${header(['arguments', ...runs.flatMap((run) => [`dedupe key, ${run.runtime.version}`, `object-hash, ${run.runtime.version}`, 'speed-up'])])}
+${keyRows.join('\n')}
 `;
 }

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 
 /** The pinned matrix, oldest first. Node 20 is end of life but still supported (see `engines`). */
 export const versions = ['20.20.2', '22.23.3', '24.21.0', '26.10.0'];
-/** The active LTS: what the benchmark reports first and what users are expected to run. */
+/** The active LTS: what users are expected to run, and the benchmark's Node beside the running one. */
 export const primary = '24.21.0';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -133,6 +133,7 @@ const rows = [];
 for (const version of chosen) {
   console.log(`\n=== Node ${version}${version === primary ? ' (primary)' : ''}: mocha ===`);
   let node;
+  const installStarted = performance.now();
   try {
     node = nodeBinary(version);
   } catch (error) {
@@ -140,6 +141,8 @@ for (const version of chosen) {
     rows.push({ version, passing: 0, failing: 1, seconds: 0, note: 'no binary' });
     continue;
   }
+  // Not counted in the suite's time; only a first run installs (a few seconds each).
+  const installSeconds = (performance.now() - installStarted) / 1000;
   const result = await runSuite(version, node, mochaArgs);
   // A crash before mocha's summary (a syntax error, an unhandled rejection) or a run that never ended
   // counts as one failure.
@@ -153,7 +156,9 @@ for (const version of chosen) {
       ? `killed after ${TIMEOUT_SECONDS} s (MATRIX_TIMEOUT)`
       : crashed
         ? `exit ${result.code ?? 'by signal'}, no mocha summary`
-        : '',
+        : installSeconds >= 1
+          ? `(binary installed first: ${formatTime(installSeconds)})`
+          : '',
   });
 }
 
