@@ -591,7 +591,7 @@ ratios far less, since both servers share the same moments. What moves the ratio
 the first seconds of load V8 is still compiling the hot code (on background threads, whose CPU the process is
 charged for) and sizing its heap, and code that adds work to a request adds compilation as well. Measured
 after a 1 s warm-up, as this benchmark first did, S2 read 0.86–0.95 over ten runs and looked like a miss; the
-same build reads 0.95–0.97 once the warm-up lasts 3 s (see the README for the sweep). A server pays the
+same build reads 0.95–0.97 once the warm-up lasts 3 s (see docs/performance.md for the sweep). A server pays the
 warm-up once; the targets are about what each request costs after it. S1 then costs what any middleware
 layer costs in Koa, plus two property writes.
 
