@@ -1,12 +1,22 @@
-// One benchmark server process, started by bench/run.ts: `node --expose-gc bench/server.mjs S2`.
+// One benchmark server process, started by bench/run.ts and bench/instructions.ts:
+// `node --expose-gc bench/server.mjs S2`.
 // Plain JavaScript on the built dist/, run by plain node: what users run. (Through tsx, esbuild's
 // keep-names helper would wrap every closure the library creates per request, and skew the figures.)
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import Koa from 'koa';
-import { raincheck, schedule } from '../dist/index.js';
+
+// BENCH_DIST: another build of the library (a directory holding its index.js) instead of dist/, to compare
+// two builds, or to measure one that another process's `npm run build` cannot change meanwhile.
+const library = process.env.BENCH_DIST
+  ? pathToFileURL(path.resolve(process.env.BENCH_DIST, 'index.js')).href
+  : '../dist/index.js';
+const { raincheck, schedule } = await import(library);
 
 /** The scenarios: each one a Koa app whose per-request CPU is compared with bare Koa's (S0). */
 export const scenarios = {
   S0: 'bare Koa',
+  S0A: 'bare Koa with asyncLocalStorage: true (the baseline of S6)',
   S1: 'raincheck mounted, no job',
   S2: 'one job, three short strings',
   S3: 'ten jobs, five duplicates',
@@ -28,6 +38,9 @@ const scheduling = { calls: 0, micros: 0 };
 
 const handlers = {
   S0: (ctx) => {
+    ctx.body = 'ok';
+  },
+  S0A: (ctx) => {
     ctx.body = 'ok';
   },
   S1: (ctx) => {
@@ -66,7 +79,8 @@ const handlers = {
 const name = process.argv[2];
 if (name !== undefined) {
   if (!Object.hasOwn(handlers, name)) throw new TypeError(`Unknown scenario ${name}`);
-  const app = new Koa({ asyncLocalStorage: name === 'S6' });
+  const bare = name === 'S0' || name === 'S0A';
+  const app = new Koa({ asyncLocalStorage: name === 'S6' || name === 'S0A' });
   let completed = 0;
   app.use(async (_ctx, next) => {
     await next();
@@ -75,11 +89,14 @@ if (name !== undefined) {
   // S4 without the concurrency bound: at full load its 50 ms jobs would otherwise pile up waiting for a
   // slot, and the scenario measures one job per request, not the queue.
   const concurrency = name === 'S4' ? Number.POSITIVE_INFINITY : undefined;
-  if (name !== 'S0') app.use(raincheck({ dedupe: name !== 'S7', concurrency }));
+  if (!bare) app.use(raincheck({ dedupe: name !== 'S7', concurrency }));
   app.use(handlers[name]);
   const server = app.listen(0, '127.0.0.1', () =>
     process.send?.({ type: 'ready', port: server.address().port }),
   );
+  // bench/instructions.ts keeps its connection idle for seconds between counted windows under valgrind:
+  // not closed meanwhile. (Any timeout costs the same per request: Node re-arms it on every response.)
+  server.keepAliveTimeout = 600_000;
 
   process.on('message', (message) => {
     if (message.type === 'cpu') {

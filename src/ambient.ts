@@ -2,9 +2,9 @@ import type { AsyncLocalStorage } from 'node:async_hooks';
 import type Koa from 'koa';
 import { RaincheckOutsideRequestError } from './errors.js';
 import { callJob, Job, Scheduled } from './job.js';
-import { typeName } from './options.js';
 import { isThenable, warnJobFailed } from './report.js';
 import { type RaincheckContext, RUNNER, WRAPPED } from './schedule.js';
+import { typeName } from './type-name.js';
 
 /**
  * What scheduling without `ctx` does outside any request handled by `raincheck()` (a script, a worker, a

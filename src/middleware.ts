@@ -1,8 +1,9 @@
 import type { Middleware } from 'koa';
 import { rememberApp } from './ambient.js';
-import { type RaincheckOptions, resolveOptions, typeName } from './options.js';
+import { type RaincheckOptions, resolveOptions } from './options.js';
 import { type DrainResult, type RaincheckStats, Runner } from './runner.js';
 import { type RaincheckContext, RUNNER, scheduleOnContext, watchDownstream } from './schedule.js';
+import { typeName } from './type-name.js';
 
 /** The middleware `raincheck()` returns, with a way to wait for its jobs. */
 export interface RaincheckMiddleware extends Middleware {

@@ -1,7 +1,11 @@
+import { debuglog } from 'node:util';
 import type { Context } from 'koa';
-import type { RaincheckJobError } from './errors.js';
+import { describe, type RaincheckJobError } from './errors.js';
 import type { Job } from './job.js';
-import { emitOnApp, logDrop } from './report.js';
+import { typeName } from './type-name.js';
+
+// Where the adapters (and older imports) find it.
+export { typeName } from './type-name.js';
 
 /** How a request ended, as `runWhen` and `onDrop` see it. */
 export interface ResponseOutcome {
@@ -94,6 +98,25 @@ export function succeeded(outcome: ResponseOutcome): boolean {
   return !outcome.threw && outcome.status < 400;
 }
 
+/** The default `onError`: Koa's own error channel, as for errors in middleware. */
+export function emitOnApp(error: RaincheckJobError, _job: Job, ctx: Context): void {
+  ctx.app.emit('error', error, ctx);
+}
+
+const debug = debuglog('koa-raincheck');
+
+/** The default `onDrop`: a line under `NODE_DEBUG=koa-raincheck`. */
+export function logDrop(job: Job, outcome: ResponseOutcome, ctx: Context): void {
+  debug('dropped job %s() of %s %s: %s', job.name, ctx.method, ctx.url, dropReason(outcome));
+}
+
+/** Why a job of a request with this outcome is not run, in words. */
+export function dropReason(outcome: ResponseOutcome): string {
+  if (outcome.threw) return `the request failed (${describe(outcome.error)})`;
+  if (outcome.status >= 400) return `the response status was ${outcome.status}`;
+  return 'runWhen() returned false';
+}
+
 const defaults: Settings = {
   dedupe: true,
   runAsync: true,
@@ -154,11 +177,4 @@ function checkNumber(name: string, value: number): void {
     const what = name === 'timeout' ? 'a positive number of ms' : `a whole number >= ${minimum}, or Infinity`;
     throw new TypeError(`Expected \`options.${name}\` to be ${what}, got \`${value}\``);
   }
-}
-
-/** A short name for the type of a value, for error messages. */
-export function typeName(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'array';
-  return typeof value;
 }

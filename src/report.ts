@@ -1,5 +1,4 @@
 import { channel } from 'node:diagnostics_channel';
-import { debuglog } from 'node:util';
 import type { Context } from 'koa';
 import { describe, RaincheckJobError } from './errors.js';
 import type { Job } from './job.js';
@@ -20,25 +19,6 @@ export function reportFailure(reporters: Reporters, cause: unknown, job: Job, ct
 
 export function reportDrop(reporters: Reporters, job: Job, outcome: ResponseOutcome, ctx: Context): void {
   contain('onDrop', () => reporters.onDrop(job, outcome, ctx));
-}
-
-/** The default `onError`: Koa's own error channel, as for errors in middleware. */
-export function emitOnApp(error: RaincheckJobError, _job: Job, ctx: Context): void {
-  ctx.app.emit('error', error, ctx);
-}
-
-const debug = debuglog('koa-raincheck');
-
-/** The default `onDrop`: a line under `NODE_DEBUG=koa-raincheck`. */
-export function logDrop(job: Job, outcome: ResponseOutcome, ctx: Context): void {
-  debug('dropped job %s() of %s %s: %s', job.name, ctx.method, ctx.url, dropReason(outcome));
-}
-
-/** Why a job of a request with this outcome is not run, in words. */
-export function dropReason(outcome: ResponseOutcome): string {
-  if (outcome.threw) return `the request failed (${describe(outcome.error)})`;
-  if (outcome.status >= 400) return `the response status was ${outcome.status}`;
-  return 'runWhen() returned false';
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import { Job, Scheduled } from './job.js';
+import { Job, type JobGroup, Scheduled } from './job.js';
 import { type Fingerprint, fingerprintOf, keyOf, sameFingerprint } from './key.js';
 import type { ResponseOutcome } from './options.js';
 import { onResponseEnd, wasAborted } from './response-end.js';
@@ -13,7 +13,11 @@ const INDEX_AFTER = 16;
  * released to the runner once the response is over. Jobs scheduled after that (from a timer, from inside a
  * job) are released at once, under the same outcome, so none is dropped for being late.
  */
-export class RequestQueue {
+export class RequestQueue implements JobGroup {
+  // For the runner (see JobGroup), `declare`d and set in the constructor like Job's.
+  declare unsettled: number;
+  declare previousBusy: JobGroup | undefined;
+  declare nextBusy: JobGroup | undefined;
   readonly #ctx: Context;
   readonly #runner: Runner;
   /**
@@ -23,6 +27,11 @@ export class RequestQueue {
    */
   #first: Job | undefined;
   #last: Job | undefined;
+  /**
+   * Late jobs that are not deduped, kept apart from the list and only until they settle (for `drain()`):
+   * a long-lived request (server-sent events) may schedule any number of them. Linked the same way.
+   */
+  #loose: Job | undefined;
   /** The first job of the list still waiting for the response to be over: it and the ones after it. */
   #firstWaiting: Job | undefined;
   /** Past INDEX_AFTER deduped jobs, they are looked up by key instead of one by one. */
@@ -33,14 +42,20 @@ export class RequestQueue {
   #inOrder: Promise<void> | undefined;
 
   constructor(ctx: Context, runner: Runner) {
+    this.unsettled = 0;
+    this.previousBusy = undefined;
+    this.nextBusy = undefined;
     this.#ctx = ctx;
     this.#runner = runner;
   }
 
+  /**
+   * The hot path of `ctx.raincheck()`. Kept short, with the rarer cases in methods of their own: V8 inlines
+   * a function's callees within a budget of bytecode, and past it the job's constructor is left out of line.
+   */
   add(fn: (...args: readonly unknown[]) => unknown, args: readonly unknown[]): Scheduled {
     const runner = this.#runner;
-    const { settings } = runner;
-    const fingerprint = settings.dedupe ? fingerprintOf(args) : undefined;
+    const fingerprint = runner.settings.dedupe ? fingerprintOf(args) : undefined;
     if (fingerprint !== undefined && this.#dedupedCount > 0) {
       const earlier = this.#find(fn, fingerprint);
       if (earlier !== undefined) {
@@ -49,14 +64,26 @@ export class RequestQueue {
       }
     }
     const job = new Job(fn, args, fingerprint);
-    const outcome = this.#outcome;
-    if (fingerprint !== undefined) this.#remember(job);
-    if (fingerprint !== undefined || outcome === undefined) this.#append(job);
-    runner.admit(job);
-    if (settings.immediate) runner.runNow(job, this.#ctx);
-    else if (outcome === undefined) this.#firstWaiting ??= job;
-    else this.#release(job, job, outcome, false);
+    runner.admit(job, this);
+    if (this.#outcome === undefined && !runner.settings.immediate) {
+      // Scheduled while the request is handled: the job waits for the response with the others.
+      if (fingerprint !== undefined) this.#remember(job);
+      this.#append(job);
+      this.#firstWaiting ??= job;
+    } else {
+      this.#addLateOrImmediate(job);
+    }
     return new Scheduled(job, false);
+  }
+
+  /** A job scheduled after the response (released at once) or with `immediate` (run at once). */
+  #addLateOrImmediate(job: Job): void {
+    const outcome = this.#outcome;
+    if (job.fingerprint !== undefined) this.#remember(job);
+    if (job.fingerprint !== undefined || outcome === undefined) this.#append(job);
+    else this.#keepLoose(job);
+    if (this.#runner.settings.immediate) this.#runner.runNow(job, this.#ctx);
+    else this.#release(job, job, outcome as ResponseOutcome, false);
   }
 
   /** Called once the downstream middleware has settled: from here on, wait for the response to be over. */
@@ -79,6 +106,29 @@ export class RequestQueue {
     if (first !== undefined) this.#release(first, this.#last as Job, outcome, true);
   }
 
+  collectUnsettled(into: Job[]): void {
+    for (let job = this.#first; job !== undefined; job = job.nextInRequest)
+      if (isUnsettled(job)) into.push(job);
+    for (let job = this.#loose; job !== undefined; job = job.nextInRequest)
+      if (isUnsettled(job)) into.push(job);
+  }
+
+  /** Appends a loose job to its list, leaving out the ones settled meanwhile. */
+  #keepLoose(job: Job): void {
+    let first: Job | undefined;
+    let last: Job | undefined;
+    for (let kept = this.#loose; kept !== undefined; kept = kept.nextInRequest) {
+      if (!isUnsettled(kept)) continue;
+      if (last === undefined) first = kept;
+      else last.nextInRequest = kept;
+      last = kept;
+    }
+    if (last === undefined) first = job;
+    else last.nextInRequest = job;
+    job.nextInRequest = undefined;
+    this.#loose = first;
+  }
+
   #append(job: Job): void {
     if (this.#last === undefined) this.#first = job;
     else this.#last.nextInRequest = job;
@@ -96,10 +146,14 @@ export class RequestQueue {
   }
 
   #remember(job: Job): void {
-    this.#dedupedCount++;
+    if (++this.#dedupedCount > INDEX_AFTER) this.#index(job);
+  }
+
+  /** Past INDEX_AFTER deduped jobs: the index by key, made from the list the first time. */
+  #index(job: Job): void {
     if (this.#byKey !== undefined) {
       this.#byKey.set(job.key as string, job);
-    } else if (this.#dedupedCount > INDEX_AFTER) {
+    } else {
       this.#byKey = new Map();
       for (let keyed = this.#first; keyed !== undefined; keyed = keyed.nextInRequest) {
         if (keyed.fingerprint !== undefined) this.#byKey.set(keyed.key as string, keyed);
@@ -118,4 +172,8 @@ export class RequestQueue {
     if (previous === undefined) this.#inOrder = runner.release(first, last, outcome, this.#ctx, now);
     else this.#inOrder = previous.then(() => runner.release(first, last, outcome, this.#ctx, now));
   }
+}
+
+function isUnsettled(job: Job): boolean {
+  return job.state === 'waiting' || job.state === 'running';
 }
