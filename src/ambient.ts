@@ -1,7 +1,8 @@
 import type { AsyncLocalStorage } from 'node:async_hooks';
 import type Koa from 'koa';
 import { RaincheckOutsideRequestError } from './errors.js';
-import { callJob, Job, Scheduled } from './job.js';
+import { Job, Scheduled } from './job.js';
+import { callJob } from './job-context.js';
 import { isThenable, warnJobFailed } from './report.js';
 import { type RaincheckContext, RUNNER, WRAPPED } from './schedule.js';
 import { typeName } from './type-name.js';
@@ -96,7 +97,7 @@ function scheduleAmbient(
 
 /** Outside a request with `'run'`: no response to wait for, no app to report to but the process. */
 function runAtOnce(fn: (...args: unknown[]) => unknown, args: unknown[]): Scheduled {
-  const job = new Job(fn, args, undefined);
+  const job = new Job(fn, args, undefined, false); // run here and now: already in its context
   job.state = 'running';
   const fail = (error: unknown) => {
     job.state = 'failed';

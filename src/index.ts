@@ -16,7 +16,8 @@ export {
   RaincheckOverflowError,
   RaincheckTimeoutError,
 } from './errors.js';
-export { Job, type JobState, jobReporter, jobSignal, Scheduled } from './job.js';
+export { Job, type JobState, Scheduled } from './job.js';
+export { jobReporter, jobSignal } from './job-context.js';
 export { type RaincheckMiddleware, raincheck } from './middleware.js';
 export { type RaincheckOptions, type ResponseOutcome, succeeded } from './options.js';
 export type { DrainResult, RaincheckStats } from './runner.js';

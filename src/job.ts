@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import { type Fingerprint, keyOf } from './key.js';
 import { typeName } from './type-name.js';
 
@@ -28,8 +29,19 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
   declare nextInRequest: Job | undefined;
   /** Whether the job runs even when the request failed (see `Scheduled#always()`). */
   declare readonly runsAlways: boolean;
+  /**
+   * @internal The async context of the call that scheduled the job, which the job runs in, as a timer made
+   * there would: every AsyncLocalStorage store visible at that call is visible in the job. `undefined` with
+   * `keepContext: false`.
+   */
+  declare readonly scope: AsyncResource | undefined;
 
-  constructor(fn: (...args: Args) => unknown, args: Args, fingerprint: Fingerprint | undefined) {
+  constructor(
+    fn: (...args: Args) => unknown,
+    args: Args,
+    fingerprint: Fingerprint | undefined,
+    keepContext: boolean,
+  ) {
     this.fn = fn;
     this.args = args;
     this.fingerprint = fingerprint;
@@ -38,6 +50,9 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
     this.group = undefined;
     this.nextInRequest = undefined;
     this.runsAlways = false;
+    // An AsyncResource, not AsyncLocalStorage.snapshot(): a few dozen ns against µs. No destroy hook to
+    // register: nothing here needs one.
+    this.scope = keepContext ? new AsyncResource('koa-raincheck', MANUAL_DESTROY) : undefined;
   }
 
   /** The function's name, for reports. */
@@ -85,6 +100,8 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
     else if (aborted === undefined) aborts.set(this, { reason });
   }
 }
+
+const MANUAL_DESTROY = { requireManualDestroy: true } as const;
 
 /** The dedupe keys read so far (`Job#key`), made once per job. */
 const keys = new WeakMap<object, string>();
@@ -146,89 +163,4 @@ export interface JobGroup {
 /** Where a job's reports go: its middleware's `onError`, with its request's `ctx`. */
 export interface JobReports {
   report(error: unknown, job: Job, ctx: unknown): void;
-}
-
-/** The job whose function is being called, with where its reports go: see `callJob()`. */
-interface Call {
-  readonly job: Job;
-  readonly reports: JobReports | undefined;
-  readonly ctx: unknown;
-}
-
-let current: Call | undefined;
-
-/**
- * The `AbortSignal` of the job being started: call it at the top of a job, before its first `await`. It is
- * aborted when the job times out or `drain()` gives up on it, so the job can stop cooperatively:
- *
- * ```js
- * async function sendEmail(to) {
- *   const signal = jobSignal();
- *   await fetch(mailApi, { method: 'POST', body: to, signal });
- * }
- * ```
- * @throws {Error} when called anywhere else (after an `await`, or outside a job): pass the signal on from
- * the top of the job instead.
- */
-export function jobSignal(): AbortSignal {
-  if (current === undefined) {
-    throw new Error(
-      'jobSignal() must be called at the top of a job, before its first await: read it there and pass it on',
-    );
-  }
-  return current.job.signal;
-}
-
-/**
- * A function that reports an error of the job being started to where its failures go (`onError`, Koa's
- * `'error'` event by default) without failing it: for jobs that retry, so that each failed attempt is
- * seen. Call it at the top of the job, like `jobSignal()`. Outside a request's job (a job run at once
- * outside any request), reports become process warnings.
- * @throws {Error} when called anywhere else.
- */
-export function jobReporter(): (error: unknown) => void {
-  const reporter = currentReporter();
-  if (reporter === undefined) {
-    throw new Error(
-      'jobReporter() must be called at the top of a job, before its first await: read it there and pass it on',
-    );
-  }
-  return reporter;
-}
-
-/** @internal `jobReporter()`, or `undefined` outside the start of a job. */
-export function currentReporter(): ((error: unknown) => void) | undefined {
-  if (current === undefined) return undefined;
-  const { job, reports, ctx } = current;
-  return (error) => {
-    if (reports === undefined) process.emitWarning(error instanceof Error ? error : String(error));
-    else reports.report(error, job, ctx);
-  };
-}
-
-/** @internal Calls the job's function with the job as the one `jobSignal()` and `jobReporter()` answer for. */
-export function callJob(job: Job, reports?: JobReports, ctx?: unknown): unknown {
-  const previous = current;
-  // One object for the three, not three module variables: each store of a new object into a module
-  // variable costs a write-barrier call.
-  current = { job, reports, ctx };
-  try {
-    // Up to three arguments passed as such: a spread call goes through a generic builtin (~130 instructions
-    // per job). Called as a method of the job, as it always was.
-    const args = job.args;
-    switch (args.length) {
-      case 0:
-        return job.fn();
-      case 1:
-        return job.fn(args[0]);
-      case 2:
-        return job.fn(args[0], args[1]);
-      case 3:
-        return job.fn(args[0], args[1], args[2]);
-      default:
-        return job.fn(...args);
-    }
-  } finally {
-    current = previous;
-  }
 }

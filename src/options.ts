@@ -46,6 +46,24 @@ export interface RaincheckOptions {
   readonly immediate?: boolean | undefined;
 
   /**
+   * Run each job in the async context of the call that scheduled it, as a timer made there would run: every
+   * `AsyncLocalStorage` store visible at `ctx.raincheck()` (a request id, a logger, the active OpenTelemetry
+   * span) is visible in the job, after its `await`s too. `false`: jobs run in the context the response ended
+   * in, which has Koa's own store but not narrower ones; saves about 0.2 µs per job (see
+   * docs/performance.md), for apps that use no `AsyncLocalStorage`.
+   * @default true
+   */
+  readonly keepContext?: boolean | undefined;
+
+  /**
+   * Make `jobSignal()` and `jobReporter()` work anywhere inside this middleware's jobs (after `await`s, in
+   * callbacks), not only at a job's top. Costs an `AsyncLocalStorage` entry per job, and on Node 20 and 22
+   * turns on async_hooks for every promise of the process (see docs/performance.md).
+   * @default false
+   */
+  readonly trackJobs?: boolean | undefined;
+
+  /**
    * How many jobs of this middleware run at once, across all its requests. Jobs over the limit wait for a
    * free slot, first come first served. A bound by default: a burst of requests must not start a burst of
    * thousands of concurrent jobs (dj-raincheck starts a thread per job); 100 is far above what I/O-bound
@@ -121,6 +139,8 @@ const defaults: Settings = {
   dedupe: true,
   runAsync: true,
   immediate: false,
+  keepContext: true,
+  trackJobs: false,
   concurrency: 100,
   maxWaiting: Number.POSITIVE_INFINITY,
   timeout: Number.POSITIVE_INFINITY,
@@ -133,6 +153,8 @@ const expected: { readonly [K in keyof Settings]: 'boolean' | 'function' | 'numb
   dedupe: 'boolean',
   runAsync: 'boolean',
   immediate: 'boolean',
+  keepContext: 'boolean',
+  trackJobs: 'boolean',
   concurrency: 'number',
   maxWaiting: 'number',
   timeout: 'number',

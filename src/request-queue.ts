@@ -63,7 +63,7 @@ export class RequestQueue implements JobGroup {
         return new Scheduled(earlier, true);
       }
     }
-    const job = new Job(fn, args, fingerprint);
+    const job = new Job(fn, args, fingerprint, runner.settings.keepContext);
     runner.admit(job, this);
     if (this.#outcome === undefined && !runner.settings.immediate) {
       // Scheduled while the request is handled: the job waits for the response with the others.

@@ -1,6 +1,7 @@
 import type { Context } from 'koa';
 import { RaincheckDrainTimeoutError, RaincheckOverflowError, RaincheckTimeoutError } from './errors.js';
-import { callJob, type Job, type JobGroup, type JobReports } from './job.js';
+import type { Job, JobGroup, JobReports } from './job.js';
+import { callJob } from './job-context.js';
 import type { ResponseOutcome, Settings } from './options.js';
 import { isThenable, publishEnd, publishStart, reportDrop, reportFailure, warnHookFailed } from './report.js';
 
@@ -233,7 +234,7 @@ export class Runner implements JobReports {
     const startedAt = publishStart(job);
     let result: unknown;
     try {
-      result = callJob(job, this, ctx);
+      result = callJob(job, this, ctx, this.settings.trackJobs);
     } catch (error) {
       this.#finish(job, ctx, 'failed', error, startedAt, undefined);
       return undefined;

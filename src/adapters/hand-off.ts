@@ -1,4 +1,4 @@
-import { currentReporter } from '../job.js';
+import { currentReporter } from '../job-context.js';
 import { typeName } from '../options.js';
 
 /** Options shared by the durable-queue adapters. */
