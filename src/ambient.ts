@@ -1,6 +1,7 @@
 import type { AsyncLocalStorage } from 'node:async_hooks';
 import type Koa from 'koa';
 import { RaincheckOutsideRequestError } from './errors.js';
+import { instrument } from './instrument.js';
 import { Job, Scheduled } from './job.js';
 import { callJob } from './job-context.js';
 import { isThenable, warnJobFailed } from './report.js';
@@ -98,22 +99,25 @@ function scheduleAmbient(
 /** Outside a request with `'run'`: no response to wait for, no app to report to but the process. */
 function runAtOnce(fn: (...args: unknown[]) => unknown, args: unknown[]): Scheduled {
   const job = new Job(fn, args, undefined, false); // run here and now: already in its context
+  instrument?.scheduled(job);
   job.state = 'running';
-  const fail = (error: unknown) => {
-    job.state = 'failed';
-    warnJobFailed(job, error);
+  const end = (state: 'succeeded' | 'failed', error: unknown) => {
+    job.state = state;
+    if (state === 'failed') warnJobFailed(job, error);
+    instrument?.ended(job, undefined, error, undefined);
   };
   try {
     const result = callJob(job);
     if (isThenable(result)) {
-      Promise.resolve(result).then(() => {
-        job.state = 'succeeded';
-      }, fail);
+      Promise.resolve(result).then(
+        () => end('succeeded', undefined),
+        (error: unknown) => end('failed', error),
+      );
     } else {
-      job.state = 'succeeded';
+      end('succeeded', undefined);
     }
   } catch (error) {
-    fail(error);
+    end('failed', error);
   }
   return new Scheduled(job, false);
 }

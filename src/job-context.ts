@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { type Instrument, instrument } from './instrument.js';
 import type { Job, JobReports } from './job.js';
 
 /** The job being run, with where its reports go: what `jobSignal()` and `jobReporter()` answer for. */
@@ -86,7 +87,7 @@ function enterCurrent(call: Call): unknown {
   const previous = current;
   current = call;
   try {
-    return invoke(call.job);
+    return instrument === undefined ? invoke(call.job) : instrumented(call);
   } finally {
     current = previous;
   }
@@ -96,10 +97,16 @@ function enterTracked(call: Call): unknown {
   const previous = current;
   current = undefined; // from here on the tracked store answers, also for jobs this one runs at once
   try {
-    return tracked.run(call, invoke, call.job);
+    return instrument === undefined
+      ? tracked.run(call, invoke, call.job)
+      : tracked.run(call, instrumented, call);
   } finally {
     current = previous;
   }
+}
+
+function instrumented(call: Call): unknown {
+  return (instrument as Instrument).run(call.job, call.ctx, () => invoke(call.job));
 }
 
 /**

@@ -29,6 +29,8 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
   declare nextInRequest: Job | undefined;
   /** Whether the job runs even when the request failed (see `Scheduled#always()`). */
   declare readonly runsAlways: boolean;
+  /** How many later identical calls collapsed into this job (each got a `Scheduled` with `deduped: true`). */
+  declare collapsedCalls: number;
   /**
    * @internal The async context of the call that scheduled the job, which the job runs in, as a timer made
    * there would: every AsyncLocalStorage store visible at that call is visible in the job. `undefined` with
@@ -50,6 +52,7 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
     this.group = undefined;
     this.nextInRequest = undefined;
     this.runsAlways = false;
+    this.collapsedCalls = 0;
     // An AsyncResource, not AsyncLocalStorage.snapshot(): a few dozen ns against µs. No destroy hook to
     // register: nothing here needs one.
     this.scope = keepContext ? new AsyncResource('koa-raincheck', MANUAL_DESTROY) : undefined;

@@ -59,6 +59,7 @@ export class RequestQueue implements JobGroup {
     if (fingerprint !== undefined && this.#dedupedCount > 0) {
       const earlier = this.#find(fn, fingerprint);
       if (earlier !== undefined) {
+        earlier.collapsedCalls++;
         runner.countDeduped();
         return new Scheduled(earlier, true);
       }

@@ -1,5 +1,6 @@
 import type { Context } from 'koa';
 import { RaincheckDrainTimeoutError, RaincheckOverflowError, RaincheckTimeoutError } from './errors.js';
+import { instrument } from './instrument.js';
 import type { Job, JobGroup, JobReports } from './job.js';
 import { callJob } from './job-context.js';
 import type { ResponseOutcome, Settings } from './options.js';
@@ -142,6 +143,7 @@ export class Runner implements JobReports {
     this.#unsettledCount++;
     this.#scheduled++;
     this.#awaitingResponse++;
+    if (instrument !== undefined) instrument.scheduled(job);
   }
 
   /** Counts a call collapsed into an earlier job. */
@@ -184,7 +186,7 @@ export class Runner implements JobReports {
     for (let job = first; ; job = job.nextInRequest as Job) {
       this.#awaitingResponse--;
       if (run || job.runsAlways) void this.#run(job, ctx, false);
-      else this.#drop(job, () => reportDrop(this.settings, job, outcome, ctx));
+      else this.#drop(job, ctx, outcome, () => reportDrop(this.settings, job, outcome, ctx));
       if (job === last) return;
     }
   }
@@ -194,7 +196,7 @@ export class Runner implements JobReports {
     for (let job = first; ; job = job.nextInRequest as Job) {
       this.#awaitingResponse--;
       if (run || job.runsAlways) await this.#run(job, ctx, true);
-      else this.#drop(job, () => reportDrop(this.settings, job, outcome, ctx));
+      else this.#drop(job, ctx, outcome, () => reportDrop(this.settings, job, outcome, ctx));
       if (job === last) return;
     }
   }
@@ -217,7 +219,7 @@ export class Runner implements JobReports {
     if (this.#running < this.settings.concurrency) return this.#start(job, ctx, wait);
     if (this.#waiting.length - this.#waitingHead >= this.settings.maxWaiting) {
       const error = new RaincheckOverflowError(job, this.settings.maxWaiting);
-      this.#drop(job, () => reportFailure(this.settings, error, job, ctx));
+      this.#drop(job, ctx, error, () => reportFailure(this.settings, error, job, ctx));
       return undefined;
     }
     if (!wait) {
@@ -288,6 +290,7 @@ export class Runner implements JobReports {
     this.#running--;
     if (state !== 'succeeded') reportFailure(this.settings, error, job, ctx);
     publishEnd(job, startedAt, error);
+    if (instrument !== undefined) instrument.ended(job, ctx, error, undefined);
     const finished = this.#finished.size === 0 ? undefined : this.#finished.get(job);
     if (finished !== undefined) {
       this.#finished.delete(job);
@@ -297,11 +300,16 @@ export class Runner implements JobReports {
     if (this.#waitingHead < this.#waiting.length) this.#startWaiting();
   }
 
-  #drop(job: Job, report: () => void): void {
+  /** `why`: the outcome `runWhen` said no to, or the overflow error. */
+  #drop(job: Job, ctx: Context, why: ResponseOutcome | Error, report: () => void): void {
     job.state = 'dropped';
     this.#dropped++;
     report();
-    publishEnd(job, undefined, undefined);
+    publishEnd(job, undefined, why instanceof Error ? why : undefined);
+    if (instrument !== undefined) {
+      if (why instanceof Error) instrument.ended(job, ctx, why, undefined);
+      else instrument.ended(job, ctx, undefined, why);
+    }
     this.#settle(job);
   }
 
