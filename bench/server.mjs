@@ -89,7 +89,9 @@ if (name !== undefined) {
   // S4 without the concurrency bound: at full load its 50 ms jobs would otherwise pile up waiting for a
   // slot, and the scenario measures one job per request, not the queue.
   const concurrency = name === 'S4' ? Number.POSITIVE_INFINITY : undefined;
-  if (!bare) app.use(raincheck({ dedupe: name !== 'S7', concurrency }));
+  // BENCH_OPTIONS: more options for raincheck(), as JSON, to compare settings (`{"keepContext":false}`).
+  const extra = process.env.BENCH_OPTIONS ? JSON.parse(process.env.BENCH_OPTIONS) : {};
+  if (!bare) app.use(raincheck({ dedupe: name !== 'S7', concurrency, ...extra }));
   app.use(handlers[name]);
   const server = app.listen(0, '127.0.0.1', () =>
     process.send?.({ type: 'ready', port: server.address().port }),

@@ -106,6 +106,7 @@ function runAtOnce(fn: (...args: unknown[]) => unknown, args: unknown[]): Schedu
     if (state === 'failed') warnJobFailed(job, error);
     instrument?.ended(job, undefined, error, undefined);
   };
+  let ended = false;
   try {
     const result = callJob(job);
     if (isThenable(result)) {
@@ -114,10 +115,11 @@ function runAtOnce(fn: (...args: unknown[]) => unknown, args: unknown[]): Schedu
         (error: unknown) => end('failed', error),
       );
     } else {
+      ended = true;
       end('succeeded', undefined);
     }
   } catch (error) {
-    end('failed', error);
+    if (!ended) end('failed', error); // also a `then` getter or promise `constructor` that throws
   }
   return new Scheduled(job, false);
 }

@@ -19,9 +19,12 @@ export class RaincheckJobError extends Error {
     super(message, cause === undefined ? undefined : { cause });
     this.job = job;
     // Keep the frames of the original error, which are where the job went wrong.
-    if (cause instanceof Error && typeof cause.stack === 'string') {
-      const frames = cause.stack.indexOf('\n    at ');
-      if (frames !== -1) this.stack = `RaincheckJobError: ${this.message}${cause.stack.slice(frames)}`;
+    try {
+      const stack = cause instanceof Error ? cause.stack : undefined;
+      const frames = typeof stack === 'string' ? stack.indexOf('\n    at ') : -1;
+      if (frames !== -1) this.stack = `RaincheckJobError: ${this.message}${(stack as string).slice(frames)}`;
+    } catch {
+      // A revoked Proxy, a throwing `stack` getter: this error's own stack will do.
     }
   }
 }
@@ -79,6 +82,12 @@ export class RaincheckOutsideRequestError extends Error {
 
 /** A value in words, for messages. */
 export function describe(value: unknown): string {
-  if (value instanceof Error) return value.message;
-  return format('%o', value);
+  // Whatever a job throws is described here, hostile values too (a revoked Proxy, a throwing `message`
+  // getter or inspect hook): a report must never fail for its wording.
+  try {
+    if (value instanceof Error) return String(value.message);
+    return format('%o', value);
+  } catch {
+    return 'a value that cannot be described';
+  }
 }

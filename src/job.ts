@@ -60,7 +60,12 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
 
   /** The function's name, for reports. */
   get name(): string {
-    return this.fn.name || 'anonymous';
+    try {
+      const name = this.fn.name;
+      return typeof name === 'string' && name !== '' ? name : 'anonymous';
+    } catch {
+      return 'anonymous'; // a `name` getter that throws
+    }
   }
 
   /**

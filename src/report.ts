@@ -12,9 +12,17 @@ export interface Reporters {
 
 /** Reports what a job threw, wrapped in a `RaincheckJobError`, or one of its subclasses as it is. */
 export function reportFailure(reporters: Reporters, cause: unknown, job: Job, ctx: Context): void {
-  const error =
-    cause instanceof RaincheckJobError && cause.job === job ? cause : new RaincheckJobError(job, cause);
-  contain('onError', () => reporters.onError(error, job, ctx));
+  contain('onError', () => reporters.onError(wrap(cause, job), job, ctx));
+}
+
+function wrap(cause: unknown, job: Job): RaincheckJobError {
+  let ours = false;
+  try {
+    ours = cause instanceof RaincheckJobError && cause.job === job;
+  } catch {
+    // `instanceof` on a revoked Proxy throws: it is not ours.
+  }
+  return ours ? (cause as RaincheckJobError) : new RaincheckJobError(job, cause);
 }
 
 export function reportDrop(reporters: Reporters, job: Job, outcome: ResponseOutcome, ctx: Context): void {

@@ -235,13 +235,15 @@ export class Runner implements JobReports {
     job.state = 'running';
     const startedAt = publishStart(job);
     let result: unknown;
+    let thenable: boolean;
     try {
       result = callJob(job, this, ctx, this.settings.trackJobs);
+      thenable = isThenable(result); // inside: a `then` getter may throw (a strict Proxy, say)
     } catch (error) {
       this.#finish(job, ctx, 'failed', error, startedAt, undefined);
       return undefined;
     }
-    if (isThenable(result)) return this.#settleLater(job, ctx, wait, result, startedAt);
+    if (thenable) return this.#settleLater(job, ctx, wait, result as PromiseLike<unknown>, startedAt);
     this.#finish(job, ctx, 'succeeded', undefined, startedAt, undefined);
     return undefined;
   }
@@ -263,11 +265,16 @@ export class Runner implements JobReports {
             job.abort(error);
             this.#finish(job, ctx, 'timedOut', error, startedAt, undefined);
           }, timeout).unref();
-    // Promise.resolve() also tames a thenable whose then() throws.
-    Promise.resolve(result).then(
-      () => this.#finish(job, ctx, 'succeeded', undefined, startedAt, timer),
-      (error: unknown) => this.#finish(job, ctx, 'failed', error, startedAt, timer),
-    );
+    try {
+      // Promise.resolve() also tames a thenable whose then() throws; it throws itself only for a promise
+      // whose `constructor` getter does.
+      Promise.resolve(result).then(
+        () => this.#finish(job, ctx, 'succeeded', undefined, startedAt, timer),
+        (error: unknown) => this.#finish(job, ctx, 'failed', error, startedAt, timer),
+      );
+    } catch (error) {
+      this.#finish(job, ctx, 'failed', error, startedAt, timer);
+    }
     if (!wait || job.state !== 'running') return undefined;
     return new Promise((finished) => this.#finished.set(job, finished));
   }
