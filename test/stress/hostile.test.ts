@@ -65,6 +65,7 @@ function hostile(kind: string): unknown {
       return promise;
     }
     case 'thenCallsBoth':
+      // biome-ignore lint/suspicious/noThenProperty: a hostile thenable is the point
       return {
         then(resolve: (v: unknown) => void, reject: (e: unknown) => void) {
           resolve(1);
@@ -73,6 +74,7 @@ function hostile(kind: string): unknown {
         },
       };
     case 'thenThrows':
+      // biome-ignore lint/suspicious/noThenProperty: a hostile thenable is the point
       return {
         then() {
           throw new Error('then throws');
