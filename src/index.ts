@@ -19,7 +19,7 @@ export {
 export { Job, type JobState, Scheduled } from './job.js';
 export { jobReporter, jobSignal } from './job-context.js';
 export { type RaincheckMiddleware, raincheck } from './middleware.js';
-export { type RaincheckOptions, type ResponseOutcome, succeeded } from './options.js';
+export { type DropReason, type RaincheckOptions, type ResponseOutcome, succeeded } from './options.js';
 export type { DrainResult, RaincheckStats } from './runner.js';
 export { QUEUE } from './schedule.js';
 export default raincheck;

@@ -32,6 +32,13 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
   /** How many later identical calls collapsed into this job (each got a `Scheduled` with `deduped: true`). */
   declare collapsedCalls: number;
   /**
+   * @internal What the collapsed calls asked, for the rule that none weakens an earlier one: each one's
+   * timeout (`undefined`: the middleware's), and how many of all the calls withdrew (`cancel()`).
+   */
+  declare shared: { readonly timeouts: Array<number | undefined>; withdrawn: number } | undefined;
+  /** @internal Set by `Scheduled#cancel()` once no call wants the job any more; dropped instead of run. */
+  declare cancelled: boolean;
+  /**
    * @internal The async context of the call that scheduled the job, which the job runs in, as a timer made
    * there would: every AsyncLocalStorage store visible at that call is visible in the job. `undefined` with
    * `keepContext: false`.
@@ -53,6 +60,8 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
     this.nextInRequest = undefined;
     this.runsAlways = false;
     this.collapsedCalls = 0;
+    this.shared = undefined;
+    this.cancelled = false;
     // An AsyncResource, not AsyncLocalStorage.snapshot(): a few dozen ns against µs. No destroy hook to
     // register: nothing here needs one.
     this.scope = keepContext ? new AsyncResource('koa-raincheck', MANUAL_DESTROY) : undefined;
@@ -123,15 +132,19 @@ export class Scheduled {
   declare readonly job: Job;
   /** `true` when this call collapsed into an identical call made earlier in the same request. */
   declare readonly deduped: boolean;
+  /** @internal For a collapsed call, its place in `job.shared.timeouts`; -1 for the call that made the job. */
+  declare readonly call: number;
 
   constructor(job: Job, deduped: boolean) {
     this.job = job;
     this.deduped = deduped;
+    this.call = deduped ? collapse(job) : -1;
   }
 
   /**
    * Runs the job even when the request fails (Laravel's `->always()`). Call it right away: it has no effect
-   * on a job that has already started or been dropped.
+   * on a job that has already started or been dropped. On a collapsed call, it makes the shared job always
+   * run: what one call asks is never weakened by another.
    */
   always(): this {
     this.job.markAlways();
@@ -139,8 +152,10 @@ export class Scheduled {
   }
 
   /**
-   * Gives this job its own timeout in ms, instead of the `timeout` option's. Call it right away: it has no
-   * effect on a job that has already started.
+   * Gives this call's job its own timeout in ms, instead of the `timeout` option's. Call it right away: it
+   * has no effect on a job that has already started. Identical calls that collapsed into one job each ask
+   * for a timeout (the option's, unless they call this): the job gets the longest, so no call's job is
+   * cut short by another call's shorter one.
    * @throws {TypeError} when `ms` is not a positive number.
    */
   timeout(ms: number): this {
@@ -149,9 +164,50 @@ export class Scheduled {
         `Expected \`ms\` to be a positive number, got \`${typeof ms === 'number' ? ms : typeName(ms)}\``,
       );
     }
-    this.job.timeoutMs = ms;
+    if (this.call === -1) this.job.timeoutMs = ms;
+    else (this.job.shared as { timeouts: Array<number | undefined> }).timeouts[this.call] = ms;
     return this;
   }
+
+  /**
+   * Takes this call back (Laravel's `defer()` can forget a callback too). A job not yet started is then not
+   * run: it is counted as dropped and reported to `onDrop` with the reason `'cancelled'`, once its
+   * response is over. Identical calls that collapsed into one job share it: the job is cancelled only
+   * when every one of them has been taken back, so no caller cancels another's work.
+   * @returns `true` when the job will not run; `false` when it has started or ended already (nothing
+   * changes: its signal is for timeouts and drain), when this call was already taken back, or when other
+   * calls still want the job (this one is withdrawn all the same).
+   */
+  cancel(): boolean {
+    const job = this.job;
+    if (job.state !== 'waiting' || job.cancelled || withdrawn.has(this)) return false;
+    withdrawn.add(this);
+    if (job.collapsedCalls > 0) {
+      const shared = job.shared as { withdrawn: number };
+      if (++shared.withdrawn <= job.collapsedCalls) return false; // calls remain: 1 + collapsed
+    }
+    job.cancelled = true;
+    job.group?.cancel(job);
+    return true;
+  }
+}
+
+/** The calls taken back with `cancel()`. */
+const withdrawn = new WeakSet<Scheduled>();
+
+/** Registers a collapsed call with its job; returns its place among the job's collapsed calls. */
+function collapse(job: Job): number {
+  job.shared ??= { timeouts: [], withdrawn: 0 };
+  return job.shared.timeouts.push(undefined) - 1;
+}
+
+/** @internal The timeout a job runs under: the longest any of its calls asked for (see `Scheduled#timeout()`). */
+export function timeoutOf(job: Job, fallback: number): number {
+  let timeout = job.timeoutMs ?? fallback;
+  const shared = job.shared;
+  if (shared !== undefined)
+    for (const asked of shared.timeouts) timeout = Math.max(timeout, asked ?? fallback);
+  return timeout;
 }
 
 /**
@@ -166,6 +222,8 @@ export interface JobGroup {
   nextBusy: JobGroup | undefined;
   /** Adds the group's jobs not yet settled to `into`, in the order they were scheduled. */
   collectUnsettled(into: Job[]): void;
+  /** A job of the group was cancelled (`job.cancelled`): drop it now if it waits for a slot. */
+  cancel(job: Job): void;
 }
 
 /** Where a job's reports go: its middleware's `onError`, with its request's `ctx`. */

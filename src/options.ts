@@ -102,11 +102,17 @@ export interface RaincheckOptions {
   readonly onError?: ((error: RaincheckJobError, job: Job, ctx: Context) => unknown) | undefined;
 
   /**
-   * Receives every job that is not run because `runWhen` said no.
+   * Receives every job that is not run because `runWhen` said no (`reason` `'runWhen'`), or because every
+   * call that wanted it was taken back with `cancel()` (`'cancelled'`), once its response is over.
    * @default a line under `NODE_DEBUG=koa-raincheck`
    */
-  readonly onDrop?: ((job: Job, outcome: ResponseOutcome, ctx: Context) => unknown) | undefined;
+  readonly onDrop?:
+    | ((job: Job, outcome: ResponseOutcome, ctx: Context, reason: DropReason) => unknown)
+    | undefined;
 }
+
+/** Why a job was dropped without running, as `onDrop` is told. */
+export type DropReason = 'runWhen' | 'cancelled';
 
 /** The options with every default filled in. */
 export type Settings = { readonly [K in keyof RaincheckOptions]-?: Exclude<RaincheckOptions[K], undefined> };
@@ -123,13 +129,17 @@ export function emitOnApp(error: RaincheckJobError, _job: Job, ctx: Context): vo
 
 const debug = debuglog('koa-raincheck');
 
-/** The default `onDrop`: a line under `NODE_DEBUG=koa-raincheck`. */
-export function logDrop(job: Job, outcome: ResponseOutcome, ctx: Context): void {
-  debug('dropped job %s() of %s %s: %s', job.name, ctx.method, ctx.url, dropReason(outcome));
+/**
+ * The default `onDrop`: a line under `NODE_DEBUG=koa-raincheck`. The path only, not the URL: query strings
+ * carry tokens and addresses, and debug lines end up in logs.
+ */
+export function logDrop(job: Job, outcome: ResponseOutcome, ctx: Context, reason?: DropReason): void {
+  debug('dropped job %s() of %s %s: %s', job.name, ctx.method, ctx.path, dropReason(outcome, reason));
 }
 
 /** Why a job of a request with this outcome is not run, in words. */
-export function dropReason(outcome: ResponseOutcome): string {
+export function dropReason(outcome: ResponseOutcome, reason?: DropReason): string {
+  if (reason === 'cancelled') return 'it was cancelled (scheduled.cancel())';
   if (outcome.threw) return `the request failed (${describe(outcome.error)})`;
   if (outcome.status >= 400) return `the response status was ${outcome.status}`;
   return 'runWhen() returned false';

@@ -2,12 +2,12 @@ import { channel } from 'node:diagnostics_channel';
 import type { Context } from 'koa';
 import { describe, RaincheckJobError } from './errors.js';
 import type { Job } from './job.js';
-import type { ResponseOutcome } from './options.js';
+import type { DropReason, ResponseOutcome } from './options.js';
 
 /** Hooks that receive reports; a hook that throws or rejects is contained here. */
 export interface Reporters {
   onError(error: RaincheckJobError, job: Job, ctx: Context): unknown;
-  onDrop(job: Job, outcome: ResponseOutcome, ctx: Context): unknown;
+  onDrop(job: Job, outcome: ResponseOutcome, ctx: Context, reason: DropReason): unknown;
 }
 
 /** Reports what a job threw, wrapped in a `RaincheckJobError`, or one of its subclasses as it is. */
@@ -25,8 +25,14 @@ function wrap(cause: unknown, job: Job): RaincheckJobError {
   return ours ? (cause as RaincheckJobError) : new RaincheckJobError(job, cause);
 }
 
-export function reportDrop(reporters: Reporters, job: Job, outcome: ResponseOutcome, ctx: Context): void {
-  contain('onDrop', () => reporters.onDrop(job, outcome, ctx));
+export function reportDrop(
+  reporters: Reporters,
+  job: Job,
+  outcome: ResponseOutcome,
+  ctx: Context,
+  reason: DropReason,
+): void {
+  contain('onDrop', () => reporters.onDrop(job, outcome, ctx, reason));
 }
 
 /**

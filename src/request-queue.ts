@@ -107,6 +107,11 @@ export class RequestQueue implements JobGroup {
     if (first !== undefined) this.#release(first, this.#last as Job, outcome, true);
   }
 
+  cancel(job: Job): void {
+    // Before the response is over, the release drops it with the others' outcome.
+    if (this.#outcome !== undefined) this.#runner.cancelWaiting(job, this.#outcome);
+  }
+
   collectUnsettled(into: Job[]): void {
     for (let job = this.#first; job !== undefined; job = job.nextInRequest)
       if (isUnsettled(job)) into.push(job);
@@ -137,10 +142,13 @@ export class RequestQueue implements JobGroup {
   }
 
   #find(fn: object, fingerprint: Fingerprint): Job | undefined {
-    if (this.#byKey !== undefined) return this.#byKey.get(keyOf(fn, fingerprint));
+    if (this.#byKey !== undefined) {
+      const job = this.#byKey.get(keyOf(fn, fingerprint));
+      return job?.cancelled ? undefined : job;
+    }
     for (let job = this.#first; job !== undefined; job = job.nextInRequest) {
       if (job.fn === fn && job.fingerprint !== undefined && sameFingerprint(job.fingerprint, fingerprint)) {
-        return job;
+        if (!job.cancelled) return job; // a cancelled job takes no more calls: a new one is made
       }
     }
     return undefined;

@@ -1,7 +1,7 @@
 import type { Context } from 'koa';
 import { RaincheckDrainTimeoutError, RaincheckOverflowError, RaincheckTimeoutError } from './errors.js';
 import { instrument } from './instrument.js';
-import type { Job, JobGroup, JobReports } from './job.js';
+import { type Job, type JobGroup, type JobReports, timeoutOf } from './job.js';
 import { callJob } from './job-context.js';
 import type { ResponseOutcome, Settings } from './options.js';
 import { isThenable, publishEnd, publishStart, reportDrop, reportFailure, warnHookFailed } from './report.js';
@@ -185,8 +185,8 @@ export class Runner implements JobReports {
     // Jobs appended meanwhile (scheduled by the ones started here) come after `last`: released on their own.
     for (let job = first; ; job = job.nextInRequest as Job) {
       this.#awaitingResponse--;
-      if (run || job.runsAlways) void this.#run(job, ctx, false);
-      else this.#drop(job, ctx, outcome, () => reportDrop(this.settings, job, outcome, ctx));
+      if ((run || job.runsAlways) && !job.cancelled) void this.#run(job, ctx, false);
+      else this.#dropUnrun(job, outcome, ctx);
       if (job === last) return;
     }
   }
@@ -195,9 +195,30 @@ export class Runner implements JobReports {
     const run = this.#shouldRun(outcome);
     for (let job = first; ; job = job.nextInRequest as Job) {
       this.#awaitingResponse--;
-      if (run || job.runsAlways) await this.#run(job, ctx, true);
-      else this.#drop(job, ctx, outcome, () => reportDrop(this.settings, job, outcome, ctx));
+      if ((run || job.runsAlways) && !job.cancelled) await this.#run(job, ctx, true);
+      else this.#dropUnrun(job, outcome, ctx);
       if (job === last) return;
+    }
+  }
+
+  /** A released job that is not run: cancelled, or `runWhen` said no. */
+  #dropUnrun(job: Job, outcome: ResponseOutcome, ctx: Context): void {
+    const reason = job.cancelled ? 'cancelled' : 'runWhen';
+    this.#drop(job, ctx, outcome, () => reportDrop(this.settings, job, outcome, ctx, reason));
+  }
+
+  /**
+   * A cancelled job of a request whose response is over: if it waits for a slot, it is dropped now; one
+   * still to be started (released on the next tick, or later in a `runAsync: false` chain) is dropped there.
+   */
+  cancelWaiting(job: Job, outcome: ResponseOutcome): void {
+    for (let i = this.#waitingHead; i < this.#waiting.length; i++) {
+      const waiting = this.#waiting[i] as Waiting;
+      if (waiting.job !== job) continue;
+      this.#waiting.splice(i, 1);
+      this.#dropUnrun(job, outcome, waiting.ctx);
+      waiting.finished?.();
+      return;
     }
   }
 
@@ -256,7 +277,7 @@ export class Runner implements JobReports {
     result: PromiseLike<unknown>,
     startedAt: number | undefined,
   ): Promise<void> | undefined {
-    const timeout = job.timeoutMs ?? this.settings.timeout;
+    const timeout = timeoutOf(job, this.settings.timeout);
     const timer =
       timeout === Number.POSITIVE_INFINITY
         ? undefined
