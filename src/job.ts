@@ -32,10 +32,11 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
   /** How many later identical calls collapsed into this job (each got a `Scheduled` with `deduped: true`). */
   declare collapsedCalls: number;
   /**
-   * @internal What the collapsed calls asked, for the rule that none weakens an earlier one: each one's
-   * timeout (`undefined`: the middleware's), and how many of all the calls withdrew (`cancel()`).
+   * @internal What collapsed calls asked, made by the first of them that asks anything, for the rule that
+   * none weakens another: the timeouts they set with `.timeout()` (the others ask the option's), and how
+   * many of all the calls were taken back (`cancel()`).
    */
-  declare shared: { readonly timeouts: Array<number | undefined>; withdrawn: number } | undefined;
+  declare shared: Shared | undefined;
   /** @internal Set by `Scheduled#cancel()` once no call wants the job any more; dropped instead of run. */
   declare cancelled: boolean;
   /**
@@ -132,13 +133,10 @@ export class Scheduled {
   declare readonly job: Job;
   /** `true` when this call collapsed into an identical call made earlier in the same request. */
   declare readonly deduped: boolean;
-  /** @internal For a collapsed call, its place in `job.shared.timeouts`; -1 for the call that made the job. */
-  declare readonly call: number;
 
   constructor(job: Job, deduped: boolean) {
     this.job = job;
     this.deduped = deduped;
-    this.call = deduped ? collapse(job) : -1;
   }
 
   /**
@@ -164,8 +162,8 @@ export class Scheduled {
         `Expected \`ms\` to be a positive number, got \`${typeof ms === 'number' ? ms : typeName(ms)}\``,
       );
     }
-    if (this.call === -1) this.job.timeoutMs = ms;
-    else (this.job.shared as { timeouts: Array<number | undefined> }).timeouts[this.call] = ms;
+    if (this.deduped) sharedOf(this.job).timeouts.set(this, ms);
+    else this.job.timeoutMs = ms;
     return this;
   }
 
@@ -182,10 +180,7 @@ export class Scheduled {
     const job = this.job;
     if (job.state !== 'waiting' || job.cancelled || withdrawn.has(this)) return false;
     withdrawn.add(this);
-    if (job.collapsedCalls > 0) {
-      const shared = job.shared as { withdrawn: number };
-      if (++shared.withdrawn <= job.collapsedCalls) return false; // calls remain: 1 + collapsed
-    }
+    if (job.collapsedCalls > 0 && ++sharedOf(job).withdrawn <= job.collapsedCalls) return false; // of 1 + collapsed
     job.cancelled = true;
     job.group?.cancel(job);
     return true;
@@ -195,18 +190,26 @@ export class Scheduled {
 /** The calls taken back with `cancel()`. */
 const withdrawn = new WeakSet<Scheduled>();
 
-/** Registers a collapsed call with its job; returns its place among the job's collapsed calls. */
-function collapse(job: Job): number {
-  job.shared ??= { timeouts: [], withdrawn: 0 };
-  return job.shared.timeouts.push(undefined) - 1;
+/** What collapsed calls asked of a job: see `Job#shared`. */
+interface Shared {
+  readonly timeouts: Map<Scheduled, number>;
+  withdrawn: number;
+}
+
+function sharedOf(job: Job): Shared {
+  job.shared ??= { timeouts: new Map(), withdrawn: 0 };
+  return job.shared;
 }
 
 /** @internal The timeout a job runs under: the longest any of its calls asked for (see `Scheduled#timeout()`). */
 export function timeoutOf(job: Job, fallback: number): number {
   let timeout = job.timeoutMs ?? fallback;
   const shared = job.shared;
-  if (shared !== undefined)
-    for (const asked of shared.timeouts) timeout = Math.max(timeout, asked ?? fallback);
+  if (shared === undefined || shared.timeouts.size === 0) {
+    return job.collapsedCalls > 0 ? Math.max(timeout, fallback) : timeout;
+  }
+  if (job.collapsedCalls > shared.timeouts.size) timeout = Math.max(timeout, fallback); // some asked none
+  for (const asked of shared.timeouts.values()) timeout = Math.max(timeout, asked);
   return timeout;
 }
 
