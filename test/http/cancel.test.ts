@@ -154,12 +154,14 @@ describe('.timeout(ms) and .always() on collapsed calls', () => {
     app.use(async (ctx) => {
       ctx.raincheck(job100ms, 2);
       ctx.raincheck(job100ms, 2).timeout(20);
+      ctx.raincheck(job100ms, 5).timeout(20); // the first asks 20 ms, the collapsed one the option's
+      ctx.raincheck(job100ms, 5);
       ctx.body = 'ok';
     });
     await request(app.callback()).get('/').expect(200);
     await rc.onIdle();
     expect(errors).to.deep.equal([]);
-    expect(rc.stats).to.include({ succeeded: 1, timedOut: 0 });
+    expect(rc.stats).to.include({ succeeded: 2, timedOut: 0 });
   });
 
   it('lengthens the option from a collapsed call, and still times out past the longest', async () => {
