@@ -1,9 +1,13 @@
 import { AsyncResource } from 'node:async_hooks';
-import { type Fingerprint, keyOf } from './key.js';
+import { type Fingerprint, fingerprintOf, keyOf } from './key.js';
+import { checkTtl } from './options.js';
 import { typeName } from './type-name.js';
 
-/** Where a job is in its life. Every job ends in exactly one of the last four. */
-export type JobState = 'waiting' | 'running' | 'succeeded' | 'failed' | 'timedOut' | 'dropped';
+/**
+ * Where a job is in its life. Every job ends in exactly one of the last five; `'coalesced'`: it joined an
+ * identical job of another request instead of running (see `Scheduled#coalesce()`).
+ */
+export type JobState = 'waiting' | 'running' | 'succeeded' | 'failed' | 'timedOut' | 'dropped' | 'coalesced';
 
 /** One function call to make after the response: what `ctx.raincheck(fn, ...args)` queues. */
 export class Job<Args extends readonly unknown[] = readonly unknown[]> {
@@ -40,6 +44,12 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
   /** @internal Set by `Scheduled#cancel()` once no call wants the job any more; dropped instead of run. */
   declare cancelled: boolean;
   /**
+   * @internal With `Scheduled#coalesce()` or the `coalesce` option: how long (ms) the job, once succeeded,
+   * still absorbs identical coalescing jobs (0: only while it waits or runs); `undefined`: it does not
+   * coalesce.
+   */
+  declare coalesceTtl: number | undefined;
+  /**
    * @internal The async context of the call that scheduled the job, which the job runs in, as a timer made
    * there would: every AsyncLocalStorage store visible at that call is visible in the job. `undefined` with
    * `keepContext: false`.
@@ -63,6 +73,7 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
     this.collapsedCalls = 0;
     this.shared = undefined;
     this.cancelled = false;
+    this.coalesceTtl = undefined;
     // An AsyncResource, not AsyncLocalStorage.snapshot(): a few dozen ns against µs. No destroy hook to
     // register: nothing here needs one.
     this.scope = keepContext ? new AsyncResource('koa-raincheck', MANUAL_DESTROY) : undefined;
@@ -90,6 +101,22 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
       keys.set(this, key);
     }
     return key;
+  }
+
+  /** The job of another request this one joined instead of running (state `'coalesced'`), if it did. */
+  get joined(): Job | undefined {
+    return joins.get(this);
+  }
+
+  /** How many identical jobs of other requests joined this one instead of running (`coalesce()`). */
+  get absorbed(): number {
+    return absorbedCounts.get(this) ?? 0;
+  }
+
+  /** @internal Records that this job joined `target` instead of running. */
+  join(target: Job): void {
+    joins.set(this, target);
+    absorbedCounts.set(target, target.absorbed + 1);
   }
 
   /**
@@ -121,6 +148,9 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
 
 const MANUAL_DESTROY = { requireManualDestroy: true } as const;
 
+/** Coalesced jobs and the job each joined; and how many joined each job. Few jobs have either. */
+const joins = new WeakMap<object, Job>();
+const absorbedCounts = new WeakMap<object, number>();
 /** The dedupe keys read so far (`Job#key`), made once per job. */
 const keys = new WeakMap<object, string>();
 /** Each job's signal, once read, or the reason it was aborted with before it was. */
@@ -168,6 +198,26 @@ export class Scheduled {
   }
 
   /**
+   * Lets this job coalesce with identical jobs (same function, equal arguments) of other requests, once
+   * its request's outcome is known: released while an identical coalescing job waits for a slot or runs,
+   * it joins that one instead of running (state `'coalesced'`, `job.joined`). With `ttl` (ms), it also
+   * joins one that succeeded less than `ttl` ms before (the ttl of the job that ran counts). A job that
+   * failed or timed out absorbs nothing after it ended. Call it right away. On collapsed calls of one
+   * request, any call asking makes the shared job coalesce, with the longest ttl asked.
+   * @throws {TypeError} when `options.ttl` is not a positive number.
+   */
+  coalesce(options?: { readonly ttl?: number | undefined }): this {
+    const ttl = checkTtl(options);
+    const job = this.job;
+    if (job.fingerprint === undefined && job.state === 'waiting') {
+      // With `dedupe: false` the job was not fingerprinted; arguments that cannot be never coalesce.
+      (job as { fingerprint: Fingerprint | undefined }).fingerprint = fingerprintOf(job.args);
+    }
+    job.coalesceTtl = Math.max(job.coalesceTtl ?? 0, ttl);
+    return this;
+  }
+
+  /**
    * Takes this call back (Laravel's `defer()` can forget a callback too). A job not yet started is then not
    * run: it is counted as dropped and reported to `onDrop` with the reason `'cancelled'`, once its
    * response is over. Identical calls that collapsed into one job share it: the job is cancelled only
@@ -179,6 +229,7 @@ export class Scheduled {
   cancel(): boolean {
     const job = this.job;
     if (job.state !== 'waiting' || job.cancelled || withdrawn.has(this)) return false;
+    if (job.absorbed > 0) return false; // other requests' identical jobs joined it: their work
     withdrawn.add(this);
     if (job.collapsedCalls > 0 && ++sharedOf(job).withdrawn <= job.collapsedCalls) return false; // of 1 + collapsed
     job.cancelled = true;

@@ -64,6 +64,14 @@ export interface RaincheckOptions {
   readonly trackJobs?: boolean | undefined;
 
   /**
+   * Let every job of this middleware coalesce with identical jobs of other requests, as
+   * `ctx.raincheck(...).coalesce()` does for one job: `true`, or `{ ttl }` (ms) to also join an identical
+   * job that succeeded less than `ttl` ms before.
+   * @default false
+   */
+  readonly coalesce?: boolean | { readonly ttl?: number | undefined } | undefined;
+
+  /**
    * How many jobs of this middleware run at once, across all its requests. Jobs over the limit wait for a
    * free slot, first come first served. A bound by default: a burst of requests must not start a burst of
    * thousands of concurrent jobs (dj-raincheck starts a thread per job); 100 is far above what I/O-bound
@@ -151,6 +159,7 @@ const defaults: Settings = {
   immediate: false,
   keepContext: true,
   trackJobs: false,
+  coalesce: false,
   concurrency: 100,
   maxWaiting: Number.POSITIVE_INFINITY,
   timeout: Number.POSITIVE_INFINITY,
@@ -159,12 +168,13 @@ const defaults: Settings = {
   onDrop: logDrop,
 };
 
-const expected: { readonly [K in keyof Settings]: 'boolean' | 'function' | 'number' } = {
+const expected: { readonly [K in keyof Settings]: 'boolean' | 'function' | 'number' | 'coalesce' } = {
   dedupe: 'boolean',
   runAsync: 'boolean',
   immediate: 'boolean',
   keepContext: 'boolean',
   trackJobs: 'boolean',
+  coalesce: 'coalesce',
   concurrency: 'number',
   maxWaiting: 'number',
   timeout: 'number',
@@ -188,6 +198,10 @@ export function resolveOptions(options: RaincheckOptions | undefined): Settings 
       );
     }
     const type = expected[name as keyof Settings];
+    if (type === 'coalesce') {
+      if (typeof value !== 'boolean' && value !== undefined) checkTtl(value, 'options.coalesce');
+      continue;
+    }
     if (value !== undefined && typeof value !== type) {
       throw new TypeError(`Expected \`options.${name}\` to be a ${type}, got \`${typeName(value)}\``);
     }
@@ -209,4 +223,22 @@ function checkNumber(name: string, value: number): void {
     const what = name === 'timeout' ? 'a positive number of ms' : `a whole number >= ${minimum}, or Infinity`;
     throw new TypeError(`Expected \`options.${name}\` to be ${what}, got \`${value}\``);
   }
+}
+
+/** `options.ttl` of `coalesce()`, checked; 0 without one. */
+export function checkTtl(
+  options: { readonly ttl?: number | undefined } | undefined,
+  name = 'options',
+): number {
+  if (options === undefined) return 0;
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(`Expected \`${name}\` to be an object, got \`${typeName(options)}\``);
+  }
+  const ttl = options.ttl;
+  if (ttl === undefined) return 0;
+  if (typeof ttl !== 'number' || !(ttl > 0)) {
+    const given = typeof ttl === 'number' ? ttl : typeName(ttl);
+    throw new TypeError(`Expected \`${name}.ttl\` to be a positive number of ms, got \`${given}\``);
+  }
+  return ttl;
 }

@@ -1,4 +1,5 @@
 import type { Context } from 'koa';
+import { CoalescingIndex } from './coalesce.js';
 import { RaincheckDrainTimeoutError, RaincheckOverflowError, RaincheckTimeoutError } from './errors.js';
 import { instrument } from './instrument.js';
 import { type Job, type JobGroup, type JobReports, timeoutOf } from './job.js';
@@ -6,7 +7,7 @@ import { callJob } from './job-context.js';
 import type { ResponseOutcome, Settings } from './options.js';
 import { isThenable, publishEnd, publishStart, reportDrop, reportFailure, warnHookFailed } from './report.js';
 
-/** Counts of a middleware's jobs. Every scheduled job is in exactly one of the last seven. */
+/** Counts of a middleware's jobs. Every scheduled job is in exactly one of the last eight. */
 export interface RaincheckStats {
   /** Jobs made by `ctx.raincheck()` (calls collapsed into an earlier one are not jobs). */
   readonly scheduled: number;
@@ -20,8 +21,10 @@ export interface RaincheckStats {
   readonly succeeded: number;
   readonly failed: number;
   readonly timedOut: number;
-  /** Jobs not run: `runWhen` said no, or `maxWaiting` was reached. */
+  /** Jobs not run: `runWhen` said no, `maxWaiting` was reached, or they were cancelled. */
   readonly dropped: number;
+  /** Jobs not run because they joined an identical job of another request (`coalesce()`). */
+  readonly coalesced: number;
 }
 
 /** What `drain()` resolves with. */
@@ -72,9 +75,16 @@ export class Runner implements JobReports {
   #failed = 0;
   #timedOut = 0;
   #dropped = 0;
+  #coalesced = 0;
+  /** The coalescing jobs others may join; made when the first one is released. */
+  #coalescing: CoalescingIndex | undefined;
+  /** The `coalesce` option as a ttl: `undefined` when jobs coalesce only if asked. */
+  readonly #coalesceTtl: number | undefined;
 
   constructor(settings: Settings) {
     this.settings = settings;
+    const { coalesce } = settings;
+    this.#coalesceTtl = coalesce === false ? undefined : coalesce === true ? 0 : coalesce.ttl;
   }
 
   /** Jobs scheduled and not yet settled (awaiting their response, waiting for a slot, or running). */
@@ -91,6 +101,7 @@ export class Runner implements JobReports {
       failed: this.#failed,
       timedOut: this.#timedOut,
       dropped: this.#dropped,
+      coalesced: this.#coalesced,
       waiting: this.#waiting.length - this.#waitingHead,
       running: this.#running,
     };
@@ -143,6 +154,7 @@ export class Runner implements JobReports {
     this.#unsettledCount++;
     this.#scheduled++;
     this.#awaitingResponse++;
+    if (this.#coalesceTtl !== undefined) job.coalesceTtl = this.#coalesceTtl;
     if (instrument !== undefined) instrument.scheduled(job);
   }
 
@@ -237,6 +249,7 @@ export class Runner implements JobReports {
    * (never rejecting) for the request's chain.
    */
   #run(job: Job, ctx: Context, wait: boolean): Promise<void> | undefined {
+    if (job.coalesceTtl !== undefined && this.#joined(job, ctx)) return undefined;
     if (this.#running < this.settings.concurrency) return this.#start(job, ctx, wait);
     if (this.#waiting.length - this.#waitingHead >= this.settings.maxWaiting) {
       const error = new RaincheckOverflowError(job, this.settings.maxWaiting);
@@ -248,6 +261,23 @@ export class Runner implements JobReports {
       return undefined;
     }
     return new Promise((finished) => this.#waiting.push({ job, ctx, finished }));
+  }
+
+  /**
+   * A coalescing job about to run: if an identical one waits for a slot, runs, or succeeded within its
+   * ttl, this one joins it and settles as `'coalesced'`; otherwise it is the one others will join.
+   */
+  #joined(job: Job, ctx: Context): boolean {
+    this.#coalescing ??= new CoalescingIndex();
+    const target = this.#coalescing.joinOrEnter(job);
+    if (target === undefined) return false;
+    job.join(target);
+    job.state = 'coalesced';
+    this.#coalesced++;
+    publishEnd(job, undefined, undefined);
+    if (instrument !== undefined) instrument.ended(job, ctx, undefined, undefined);
+    this.#settle(job);
+    return true;
   }
 
   /** Never throws nor rejects: a failure, thrown or rejected, Error or not, goes to `onError`. */
@@ -317,6 +347,7 @@ export class Runner implements JobReports {
     else this.#timedOut++;
     this.#running--;
     if (state !== 'succeeded') reportFailure(this.settings, error, job, ctx);
+    if (job.coalesceTtl !== undefined) this.#coalescing?.ended(job, job.coalesceTtl);
     publishEnd(job, startedAt, error);
     if (instrument !== undefined) instrument.ended(job, ctx, error, undefined);
     const finished = this.#finished.size === 0 ? undefined : this.#finished.get(job);
@@ -332,6 +363,7 @@ export class Runner implements JobReports {
   #drop(job: Job, ctx: Context, why: ResponseOutcome | Error, report: () => void): void {
     job.state = 'dropped';
     this.#dropped++;
+    if (job.coalesceTtl !== undefined) this.#coalescing?.ended(job, 0); // cancelled while waiting for a slot
     report();
     publishEnd(job, undefined, why instanceof Error ? why : undefined);
     if (instrument !== undefined) {

@@ -203,6 +203,7 @@ describe('rc.stats and the koa-raincheck:job:* channels', () => {
         failed: 1,
         timedOut: 1,
         dropped: 4,
+        coalesced: 0,
       });
       expect(starts).to.have.length(4);
       expect(ends).to.have.length(8);

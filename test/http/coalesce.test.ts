@@ -1,0 +1,274 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { expect } from 'chai';
+import type Koa from 'koa';
+import request from 'supertest';
+import type { Job, RaincheckOptions, Scheduled } from '../../src/index.js';
+import { appWith, deferred, listen } from '../helpers.js';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+/** Sends `count` concurrent `GET /` over real HTTP and waits for every answer. */
+async function burst(app: Koa, count: number, path = '/'): Promise<number[]> {
+  const { url, close } = await listen(app);
+  try {
+    const responses = await Promise.all(Array.from({ length: count }, () => request(url).get(path)));
+    return responses.map((r) => r.status);
+  } finally {
+    await close();
+  }
+}
+
+/**
+ * A middleware (to put first, after raincheck()) that answers `GET /block` with a job holding a slot until
+ * `until` resolves; other paths go on.
+ */
+function blockOn(until: Promise<void>, started: () => void): Koa.Middleware {
+  return async (ctx, next) => {
+    if (ctx.path !== '/block') return next();
+    ctx.raincheck(async function blocker() {
+      started();
+      await until;
+    });
+    ctx.body = 'blocking';
+  };
+}
+
+/** An app whose requests each schedule `reindex(42)`, coalescing by `how`; the job waits for `gate`. */
+function reindexApp(how: 'call' | 'option' | 'off', options: RaincheckOptions = {}) {
+  const setup = appWith({ ...options, ...(how === 'option' ? { coalesce: true } : {}) });
+  const gate = deferred();
+  const started = deferred();
+  let runs = 0;
+  const scheduled: Scheduled[] = [];
+  async function reindex(_id: number) {
+    runs++;
+    started.resolve();
+    await gate.promise;
+  }
+  setup.app.use(async (ctx) => {
+    const call = ctx.raincheck(reindex, 42);
+    if (how === 'call') call.coalesce();
+    scheduled.push(call);
+    ctx.body = 'ok';
+  });
+  return { ...setup, gate, started, scheduled, runs: () => runs };
+}
+
+describe('scheduled.coalesce() and raincheck({ coalesce })', () => {
+  for (const how of ['call', 'option'] as const) {
+    it(`runs reindex(42) once for 200 concurrent requests while the first runs (${how === 'call' ? '.coalesce()' : 'the option'})`, async () => {
+      const { app, rc, gate, started, scheduled, runs } = reindexApp(how);
+      const statuses = await burst(app, 200);
+      expect(statuses.every((s) => s === 200)).to.equal(true);
+      await started.promise;
+      // Every response is over, so every job has been released: all but the running one joined it.
+      expect(rc.stats).to.include({ scheduled: 200, running: 1, coalesced: 199, waiting: 0 });
+      gate.resolve();
+      await rc.onIdle();
+      expect(runs()).to.equal(1);
+      const ran = scheduled.filter((s) => s.job.state === 'succeeded');
+      expect(ran).to.have.length(1);
+      const first = ran[0]?.job as Job;
+      expect(first.absorbed).to.equal(199);
+      for (const call of scheduled) {
+        if (call.job !== first) {
+          expect(call.job.state).to.equal('coalesced');
+          expect(call.job.joined).to.equal(first);
+        }
+      }
+      expect(rc.stats).to.include({ succeeded: 1, coalesced: 199, failed: 0, dropped: 0 });
+    });
+  }
+
+  it('runs it 200 times with coalescing off', async () => {
+    const { app, rc, gate, started, runs } = reindexApp('off', { concurrency: Number.POSITIVE_INFINITY });
+    await burst(app, 200);
+    await started.promise;
+    gate.resolve();
+    await rc.onIdle();
+    expect(runs()).to.equal(200);
+    expect(rc.stats).to.include({ succeeded: 200, coalesced: 0 });
+  });
+
+  it('joins a job waiting for a slot too, and takes neither a slot nor a waiting place', async () => {
+    // One slot, one waiting place: without coalescing, the third of these jobs would overflow.
+    const { app, rc, gate, started, runs } = reindexApp('option', { concurrency: 1, maxWaiting: 1 });
+    const blocker = deferred();
+    const blockerStarted = deferred();
+    app.middleware.splice(1, 0, blockOn(blocker.promise, blockerStarted.resolve)); // after raincheck()
+    const { url, close } = await listen(app);
+    try {
+      await request(url).get('/block');
+      await blockerStarted.promise;
+      await Promise.all(Array.from({ length: 20 }, () => request(url).get('/')));
+    } finally {
+      await close();
+    }
+    expect(rc.stats).to.include({ running: 1, waiting: 1, coalesced: 19, dropped: 0 });
+    blocker.resolve();
+    await started.promise;
+    gate.resolve();
+    await rc.onIdle();
+    expect(runs()).to.equal(1);
+    expect(rc.stats).to.include({ succeeded: 2, coalesced: 19, dropped: 0 });
+  });
+
+  it('never lets a job of a failed request absorb others: it is dropped, and the next identical one runs', async () => {
+    const { app, rc } = appWith({ coalesce: true, onDrop: () => {} });
+    let runs = 0;
+    const reindex = async (_id: number) => {
+      runs++;
+    };
+    app.use(async (ctx) => {
+      ctx.raincheck(reindex, 7);
+      if (ctx.path === '/fail') ctx.status = 500;
+      else ctx.body = 'ok';
+    });
+    await request(app.callback()).get('/fail').expect(500);
+    await request(app.callback()).get('/').expect(200);
+    await rc.onIdle();
+    expect(runs).to.equal(1);
+    expect(rc.stats).to.include({ dropped: 1, succeeded: 1, coalesced: 0 });
+  });
+
+  it('lets a job that failed or timed out absorb nothing after it ended: the next identical one runs', async () => {
+    const { app, rc, errors } = appWith({ coalesce: { ttl: 60_000 }, timeout: 30, onError: () => {} });
+    const attempts: string[] = [];
+    const flaky = async (mode: string) => {
+      attempts.push(mode);
+      if (mode === 'fail') throw new Error('failed');
+      if (mode === 'hang') await sleep(200);
+    };
+    app.use(async (ctx) => {
+      ctx.raincheck(flaky, ctx.query.mode as string);
+      ctx.body = 'ok';
+    });
+    for (const mode of ['fail', 'fail', 'hang', 'hang', 'ok', 'ok']) {
+      await request(app.callback()).get(`/?mode=${mode}`).expect(200);
+      await rc.onIdle();
+    }
+    // 'ok' succeeded with a ttl of a minute: the second one joined it; the failures absorbed nothing.
+    expect(attempts).to.deep.equal(['fail', 'fail', 'hang', 'hang', 'ok']);
+    expect(rc.stats).to.include({ failed: 2, timedOut: 2, succeeded: 1, coalesced: 1 });
+    expect(errors).to.deep.equal([]);
+  });
+
+  it('with a ttl, joins a job that succeeded less than ttl ms before: within ⌈3000/1000⌉ + 1 runs over a 3 s burst', async () => {
+    const { app, rc } = appWith({ concurrency: Number.POSITIVE_INFINITY });
+    let runs = 0;
+    const refresh = async (_id: number) => {
+      runs++;
+      await new Promise(setImmediate);
+    };
+    app.use(async (ctx) => {
+      ctx.raincheck(refresh, 42).coalesce({ ttl: 1_000 });
+      ctx.body = 'ok';
+    });
+    const { url, close } = await listen(app);
+    let requests = 0;
+    try {
+      const end = Date.now() + 3_000;
+      // Steady load: ten clients, each sending its next request when the last one is answered.
+      await Promise.all(
+        Array.from({ length: 10 }, async () => {
+          while (Date.now() < end) {
+            await request(url).get('/');
+            requests++;
+          }
+        }),
+      );
+    } finally {
+      await close();
+    }
+    await rc.onIdle();
+    expect(requests).to.be.greaterThan(100);
+    expect(runs).to.be.within(3, 4);
+    expect(rc.stats.coalesced).to.equal(requests - runs);
+  });
+
+  it('keeps drain() and onIdle() waiting for the job that runs, not for the ones that joined it', async () => {
+    const { app, rc, gate, started } = reindexApp('option');
+    await burst(app, 5);
+    await started.promise;
+    expect(rc.pending).to.equal(1);
+    const result = await rc.drain({ timeout: 20 });
+    expect(result.drained).to.equal(false);
+    expect(result.unfinished.map((job) => job.state)).to.deep.equal(['running']);
+    gate.resolve();
+    await rc.onIdle();
+    expect(rc.pending).to.equal(0);
+  });
+
+  it('cannot cancel a job that others joined: their work; a coalesced call cannot be cancelled either', async () => {
+    const { app, rc, gate, started, scheduled } = reindexApp('option', { concurrency: 1 });
+    const blocker = deferred();
+    const blockerStarted = deferred();
+    app.middleware.splice(1, 0, blockOn(blocker.promise, blockerStarted.resolve)); // after raincheck()
+    const { url, close } = await listen(app);
+    try {
+      await request(url).get('/block');
+      await blockerStarted.promise;
+      await request(url).get('/'); // waits for the slot
+      await request(url).get('/'); // joins it
+    } finally {
+      await close();
+    }
+    const [waitingCall, joinedCall] = scheduled;
+    expect(waitingCall?.job.state).to.equal('waiting');
+    expect(joinedCall?.job.state).to.equal('coalesced');
+    expect(waitingCall?.cancel()).to.equal(false);
+    expect(joinedCall?.cancel()).to.equal(false);
+    blocker.resolve();
+    await started.promise;
+    gate.resolve();
+    await rc.onIdle();
+    expect(rc.stats).to.include({ succeeded: 2, coalesced: 1, dropped: 0 });
+  });
+
+  it('keeps no job once its ttl is over, nor a failed one: the index does not grow with traffic', async () => {
+    const { app, rc } = appWith({ coalesce: { ttl: 20 }, onError: () => {} });
+    const refs: Array<WeakRef<object>> = [];
+    app.use(async (ctx) => {
+      const payload = { id: Number(ctx.query.id) };
+      refs.push(new WeakRef(payload));
+      ctx.raincheck(async (p: { id: number }) => {
+        if (p.id % 2 === 1) throw new Error('odd');
+      }, payload);
+      ctx.body = 'ok';
+    });
+    for (let id = 0; id < 20; id++) await request(app.callback()).get(`/?id=${id}`);
+    await rc.onIdle();
+    await sleep(60); // the ttl of the succeeded ones, waited out
+    await new Promise(setImmediate);
+    gc();
+    expect(refs.filter((ref) => ref.deref() !== undefined)).to.have.length(0);
+  });
+
+  it('throws a TypeError for a ttl that is not a positive number, at the call and in the option', async () => {
+    expect(() => appWith({ coalesce: { ttl: 0 } })).to.throw(
+      TypeError,
+      'Expected `options.coalesce.ttl` to be a positive number of ms, got `0`',
+    );
+    const { app } = appWith();
+    const thrown: string[] = [];
+    app.use(async (ctx) => {
+      for (const bad of [{ ttl: -1 }, { ttl: 'soon' }, 'soon']) {
+        try {
+          ctx.raincheck(() => {}).coalesce(bad as { ttl: number });
+        } catch (error) {
+          thrown.push(String(error));
+        }
+      }
+      ctx.body = 'ok';
+    });
+    await request(app.callback()).get('/');
+    expect(thrown).to.deep.equal([
+      'TypeError: Expected `options.ttl` to be a positive number of ms, got `-1`',
+      'TypeError: Expected `options.ttl` to be a positive number of ms, got `string`',
+      'TypeError: Expected `options` to be an object, got `string`',
+    ]);
+  });
+});
