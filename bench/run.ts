@@ -22,6 +22,7 @@ const scenarios = {
   S5: 'one job, an array of 1,000 small objects',
   S6: 'S2 through schedule(), without ctx (Koa asyncLocalStorage on)',
   S7: 'one job, dedupe: false',
+  S8: 'one async job, ten requests per key, .coalesce()',
 } as const;
 type ScenarioName = keyof typeof scenarios;
 
@@ -138,7 +139,7 @@ interface Server {
   stop(): Promise<void>;
 }
 
-async function startServer(runtime: Runtime, name: ScenarioName): Promise<Server> {
+async function startServer(runtime: Runtime, name: ScenarioName | 'S9'): Promise<Server> {
   const node = [runtime.execPath, '--expose-gc', new URL('./server.mjs', import.meta.url).pathname, name];
   const [command, ...args] = hasTaskset ? ['taskset', '-c', '0', ...node] : node;
   const child = spawn(command as string, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -251,9 +252,12 @@ interface HeapSoak {
   ratio: number;
 }
 
-/** Heap after GC before and after HEAP_REQUESTS requests that each schedule a job. */
-async function heapSoak(runtime: Runtime): Promise<HeapSoak> {
-  const server = await startServer(runtime, 'S2');
+/**
+ * Heap after GC before and after HEAP_REQUESTS requests that each schedule a job: S2, or S9 (coalescing
+ * jobs with a ttl, a key of their own each, so that the coalescing index sees every one).
+ */
+async function heapSoak(runtime: Runtime, scenario: 'S2' | 'S9' = 'S2'): Promise<HeapSoak> {
+  const server = await startServer(runtime, scenario);
   try {
     await load(server.url, { duration: WARMUP_SECONDS });
     const before = (await server.ask<HeapSample>('heap')).heapAfterGC;
@@ -313,6 +317,7 @@ interface NodeRun {
   runtime: Runtime;
   results: ScenarioResult[];
   heap?: HeapSoak;
+  heapTtl?: HeapSoak;
   keys?: KeyResult[];
   targets?: Target[];
 }
@@ -396,6 +401,13 @@ for (const run of runs) {
     `\nNode ${version}: heap after GC: ${(heap.before / 2 ** 20).toFixed(2)} MB before, ` +
       `${(heap.after / 2 ** 20).toFixed(2)} MB after ${heap.requests} requests with a job each (×${heap.ratio.toFixed(3)})`,
   );
+  const heapTtl = await heapSoak(run.runtime, 'S9');
+  run.heapTtl = heapTtl;
+  console.log(
+    `Node ${version}: heap after GC, S9 (coalescing jobs with a 50 ms ttl, a key each): ` +
+      `${(heapTtl.before / 2 ** 20).toFixed(2)} MB before, ${(heapTtl.after / 2 ** 20).toFixed(2)} MB after ` +
+      `${heapTtl.requests} requests (×${heapTtl.ratio.toFixed(3)})`,
+  );
   const keys = keysOn(run.runtime);
   run.keys = keys;
   console.log(`Node ${version}: dedupe key vs object-hash, µs per call (median):`);
@@ -404,10 +416,15 @@ for (const run of runs) {
       `  ${k.input.padEnd(22)} dedupeKey ${k.dedupeKeyMicros.toFixed(2).padStart(9)}  object-hash ${k.objectHashMicros.toFixed(2).padStart(9)}  ×${k.speedup.toFixed(1)} faster`,
     );
   }
-  run.targets = targetsOf(run.results, heap, keys);
+  run.targets = targetsOf(run.results, heap, heapTtl, keys);
 }
 
-function targetsOf(results: ScenarioResult[], heap: HeapSoak, keys: KeyResult[]): Target[] {
+function targetsOf(
+  results: ScenarioResult[],
+  heap: HeapSoak,
+  heapTtl: HeapSoak,
+  keys: KeyResult[],
+): Target[] {
   const byName = (name: ScenarioName) => results.find((r) => r.scenario === name) as ScenarioResult;
   const s5 = byName('S5').variant.map((m) => m.schedulingMicrosPerCall ?? Number.NaN);
   const threeStrings = keys.find((k) => k.input === 'three short strings') as KeyResult;
@@ -441,6 +458,17 @@ function targetsOf(results: ScenarioResult[], heap: HeapSoak, keys: KeyResult[])
     {
       target: 'heap after 200k requests: ≤ 1.05× start',
       value: heap.ratio,
+      ok: (v: number) => v <= 1.05,
+    },
+    {
+      // Issue 14: coalescing costs a request no more than running its job does.
+      target: "S8 coalescing: cpu ratio ≥ S2's",
+      value: median(byName('S8').cpuRatio) - median(byName('S2').cpuRatio),
+      ok: (v: number) => v >= 0,
+    },
+    {
+      target: 'heap after 200k requests, S9 ttl jobs: ≤ 1.05× start',
+      value: heapTtl.ratio,
       ok: (v: number) => v <= 1.05,
     },
   ].map((t) => ({ target: t.target, value: t.value, met: t.ok(t.value) }));

@@ -24,9 +24,14 @@ export const scenarios = {
   S5: 'one job, an array of 1,000 small objects',
   S6: 'S2 through schedule(), without ctx (Koa asyncLocalStorage on)',
   S7: 'one job, dedupe: false',
+  S8: 'one async job per request, ten requests per key, .coalesce()',
+  S9: 'one async job per request, a key of its own, .coalesce({ ttl: 50 })',
 };
 
 const noop = () => {};
+/** S8 and S9: a job that ends on the next turn of the event loop, so identical ones overlap it. */
+const reindex = (_id) => new Promise((resolve) => setImmediate(resolve));
+let requests = 0;
 const wait50 = () => new Promise((resolve) => setTimeout(resolve, 50));
 const five = Array.from({ length: 5 }, () => () => {});
 const thousand = Array.from({ length: 1000 }, (_, i) => ({ id: i, name: `item ${i}`, ok: i % 2 === 0 }));
@@ -72,6 +77,16 @@ const handlers = {
   },
   S7: (ctx) => {
     ctx.raincheck(noop, 'user@example.com', 'Welcome', 'Hello there');
+    ctx.body = 'ok';
+  },
+  // Ten requests in a row share a key: with ten connections, about ten concurrent requests per key.
+  S8: (ctx) => {
+    ctx.raincheck(reindex, Math.floor(requests++ / 10)).coalesce();
+    ctx.body = 'ok';
+  },
+  // Every key once: each job stays in the coalescing index for 50 ms after it succeeded (heap soak).
+  S9: (ctx) => {
+    ctx.raincheck(reindex, requests++).coalesce({ ttl: 50 });
     ctx.body = 'ok';
   },
 };

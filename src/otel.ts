@@ -4,6 +4,7 @@ import {
   type Context,
   context,
   type Span,
+  type SpanContext,
   SpanKind,
   type SpanOptions,
   SpanStatusCode,
@@ -17,6 +18,7 @@ import { dropReason, type ResponseOutcome } from './options.js';
 import { warnHookFailed } from './report.js';
 import { typeName } from './type-name.js';
 
+/** The options of `traceJobs()`. */
 export interface TraceJobsOptions {
   /**
    * The tracer that makes the job spans.
@@ -54,9 +56,8 @@ interface Traced {
  * that fails or times out records the exception and sets the status to error; a job that is dropped gets a
  * span too, from its scheduling to its drop. The attributes are listed in docs/tracing.md.
  *
- * Jobs run in the context they were scheduled in (the `keepContext` option) need an OpenTelemetry context
- * manager for that context to be the request's span, as every Node SDK setup registers
- * (`AsyncLocalStorageContextManager`).
+ * It needs an OpenTelemetry context manager, which every Node SDK setup registers
+ * (`AsyncLocalStorageContextManager`): without one no span is ever active, and job spans have no parent.
  * @returns a function that stops tracing jobs: later jobs get no span, and the spans of jobs still running
  * are ended then, with the state `'running'`. Calling it again does nothing.
  * @throws {TypeError} when `options` is not an object or `options.tracer` not a tracer.
@@ -73,6 +74,8 @@ export function traceJobs(options?: TraceJobsOptions): () => void {
   // that stopping can end their spans rather than leave them open for ever.
   const traced = new WeakMap<Job, Traced>();
   const running = new Map<Job, Span>();
+  /** The span of each job that started, for the jobs of other requests that join it (`coalesce()`). */
+  const started = new WeakMap<Job, SpanContext>();
 
   const tracing: Instrument = {
     scheduled(job) {
@@ -83,6 +86,12 @@ export function traceJobs(options?: TraceJobsOptions): () => void {
       }
     },
 
+    // A child of the span active at scheduling, not a link to it, although that span (the request's) has
+    // usually ended when the job starts: the HTTP instrumentation ends it on the response's 'close', the
+    // event that starts the jobs. OpenTelemetry lets a child end after its parent; a child keeps the job in
+    // the request's trace, where one looks for what the request caused (Next.js runs after() callbacks in
+    // the registering call's context, so their spans are the request's children), and sampled with it,
+    // where a link would make every job the root of a trace of its own. docs/tracing.md says more.
     run(job, ctx, call) {
       let active: Context;
       try {
@@ -95,6 +104,7 @@ export function traceJobs(options?: TraceJobsOptions): () => void {
         if (record === undefined) traced.set(job, { scheduledAt: undefined, parent, span });
         else record.span = span;
         running.set(job, span);
+        started.set(job, span.spanContext());
         active = trace.setSpan(parent, span);
       } catch (error) {
         warnHookFailed('traceJobs', error);
@@ -111,14 +121,20 @@ export function traceJobs(options?: TraceJobsOptions): () => void {
         let span = record?.span;
         let endTime: number | undefined;
         if (span === undefined) {
-          // Never started: dropped. A span from its scheduling to its drop (the time it was kept waiting),
-          // both read from `performance.now()`, which OpenTelemetry takes as a time.
+          // Started, but before tracing began (or before a stop(), which ended its span if it had one).
+          if (job.state === 'succeeded' || job.state === 'failed' || job.state === 'timedOut') return;
+          // Never started (dropped, or coalesced into an identical job): a span from its scheduling to its
+          // end (the time it was kept waiting), both read from `performance.now()`, which OpenTelemetry
+          // takes as a time. A coalesced job links to the span of the job it joined, if that one started:
+          // the work done for it is there, in another request's trace.
           const parent = record?.parent ?? scheduledContext(job);
           const attributes: Attributes = { [NAME]: job.name };
           addRequest(attributes, ctx);
           const spanOptions: SpanOptions = { kind: SpanKind.INTERNAL, attributes };
           endTime = performance.now();
           spanOptions.startTime = record?.scheduledAt ?? endTime;
+          const joined = job.joined === undefined ? undefined : started.get(job.joined);
+          if (joined !== undefined) spanOptions.links = [{ context: joined }];
           span = tracer.startSpan(job.name, spanOptions, parent);
         } else {
           running.delete(job);
@@ -134,6 +150,7 @@ export function traceJobs(options?: TraceJobsOptions): () => void {
   const previous = setInstrument(tracing);
   return () => {
     if (instrument !== tracing) return; // already stopped
+    setInstrument(previous);
     for (const [job, span] of running) {
       span.setAttribute(STATE, job.state);
       span.end();
@@ -201,9 +218,10 @@ function finish(span: Span, job: Job, error: unknown, outcome: ResponseOutcome |
     [COLLAPSED_CALLS]: job.collapsedCalls,
   });
   if (job.state === 'dropped') {
-    // Dropped because `runWhen` said no: the request's outcome, not an error of the job. Turned away by
-    // `maxWaiting`: an error, the overflow's.
-    if (outcome !== undefined) span.setAttribute(DROP_REASON, dropReason(outcome));
+    // Dropped because `runWhen` said no or every call was cancelled: not an error of the job. Turned away
+    // by `maxWaiting`: an error, the overflow's.
+    if (outcome !== undefined)
+      span.setAttribute(DROP_REASON, dropReason(outcome, job.cancelled ? 'cancelled' : 'runWhen'));
     else {
       span.setAttribute(DROP_REASON, describe(error));
       span.setStatus({ code: SpanStatusCode.ERROR, message: describe(error) });

@@ -33,7 +33,9 @@ describe('the koa-raincheck package', () => {
       types: './dist/adapters/pg-boss.d.ts',
       default: './dist/adapters/pg-boss.js',
     });
+    expect(pkg.exports['./otel']).to.deep.equal({ types: './dist/otel.d.ts', default: './dist/otel.js' });
     expect(pkg.peerDependenciesMeta).to.deep.equal({
+      '@opentelemetry/api': { optional: true },
       bullmq: { optional: true },
       'pg-boss': { optional: true },
     });
@@ -46,6 +48,8 @@ describe('the koa-raincheck package', () => {
     for (const file of files) {
       const code = await readFile(new URL(file, dist), 'utf8');
       expect(code, file).to.not.match(/from ['"](bullmq|pg-boss)['"]|require\(['"](bullmq|pg-boss)['"]\)/);
+      // The optional peer @opentelemetry/api is loaded by koa-raincheck/otel alone.
+      if (file !== 'otel.js') expect(code, file).to.not.match(/['"]@opentelemetry\//);
     }
   });
 

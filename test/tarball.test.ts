@@ -55,7 +55,13 @@ describe('the packed tarball, installed in a new app', function () {
     const manifest = { name: 'consumer', version: '1.0.0', private: true, type: 'module' };
     await writeFile(path.join(app, 'package.json'), JSON.stringify(manifest));
     const queues = withQueues ? ['bullmq@latest', 'ioredis@latest', 'pg-boss@latest'] : [];
-    const deps = [path.join(dir, tarball), 'koa@latest', '@types/koa@latest', ...queues];
+    const deps = [
+      path.join(dir, tarball),
+      'koa@latest',
+      '@types/koa@latest',
+      '@opentelemetry/api@latest',
+      ...queues,
+    ];
     // `latest` as npm's cache knows it if it holds the package's metadata (kept fast), else the registry's.
     const args = ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=warn'];
     const { stdout, stderr } = await npm(app, [...args, ...deps, `typescript@${oldestTypeScript}`]);
@@ -70,7 +76,12 @@ describe('the packed tarball, installed in a new app', function () {
   it('installs beside the newest koa (and bullmq and pg-boss on Node 22+) with no peer warning', async () => {
     const peerLines = installLog.split('\n').filter((line) => /ERESOLVE|\bpeer/i.test(line));
     expect(peerLines).to.deep.equal([]);
-    const names = ['koa', '@types/koa', ...(withQueues ? ['bullmq', 'ioredis', 'pg-boss'] : [])];
+    const names = [
+      'koa',
+      '@types/koa',
+      '@opentelemetry/api',
+      ...(withQueues ? ['bullmq', 'ioredis', 'pg-boss'] : []),
+    ];
     const versions = await Promise.all(
       names.map(async (name) => {
         const manifest = JSON.parse(
