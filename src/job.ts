@@ -31,8 +31,8 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
   declare group: JobGroup | undefined;
   /** @internal The next job of the same request (its queue's list). */
   declare nextInRequest: Job | undefined;
-  /** Whether the job runs even when the request failed (see `Scheduled#always()`). */
-  declare readonly runsAlways: boolean;
+  /** @internal `ALWAYS` and `CANCELLED`, or'ed: one field for the two, so a job costs one store less. */
+  declare flags: number;
   /** How many later identical calls collapsed into this job (each got a `Scheduled` with `deduped: true`). */
   declare collapsedCalls: number;
   /**
@@ -41,8 +41,6 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
    * many of all the calls were taken back (`cancel()`).
    */
   declare shared: Shared | undefined;
-  /** @internal Set by `Scheduled#cancel()` once no call wants the job any more; dropped instead of run. */
-  declare cancelled: boolean;
   /**
    * @internal With `Scheduled#coalesce()` or the `coalesce` option: how long (ms) the job, once succeeded,
    * still absorbs identical coalescing jobs (0: only while it waits or runs); `undefined`: it does not
@@ -61,6 +59,7 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
     args: Args,
     fingerprint: Fingerprint | undefined,
     keepContext: boolean,
+    coalesceTtl: number | undefined,
   ) {
     this.fn = fn;
     this.args = args;
@@ -69,14 +68,13 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
     this.timeoutMs = undefined;
     this.group = undefined;
     this.nextInRequest = undefined;
-    this.runsAlways = false;
+    this.flags = 0;
     this.collapsedCalls = 0;
     this.shared = undefined;
-    this.cancelled = false;
-    this.coalesceTtl = undefined;
+    this.coalesceTtl = coalesceTtl;
     // An AsyncResource, not AsyncLocalStorage.snapshot(): a few dozen ns against µs. No destroy hook to
     // register: nothing here needs one.
-    this.scope = keepContext ? new AsyncResource('koa-raincheck', MANUAL_DESTROY) : undefined;
+    this.scope = keepContext ? captureScope() : undefined;
   }
 
   /** The function's name, for reports. */
@@ -132,9 +130,19 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
     return controller.signal;
   }
 
+  /** Whether the job runs even when the request failed (see `Scheduled#always()`). */
+  get runsAlways(): boolean {
+    return (this.flags & ALWAYS) !== 0;
+  }
+
+  /** @internal Set by `Scheduled#cancel()` once no call wants the job any more: dropped instead of run. */
+  get cancelled(): boolean {
+    return (this.flags & CANCELLED) !== 0;
+  }
+
   /** @internal */
   markAlways(): void {
-    (this as { runsAlways: boolean }).runsAlways = true;
+    this.flags |= ALWAYS;
   }
 
   /** @internal Aborts the signal, now if it was made, or as it is made. The first reason stays. */
@@ -146,7 +154,16 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
   }
 }
 
+/** @internal Flags of `Job#flags`. */
+export const ALWAYS = 1;
+export const CANCELLED = 2;
+
 const MANUAL_DESTROY = { requireManualDestroy: true } as const;
+
+/** A job's scope: apart from the constructor, which V8 then inlines where jobs are made. */
+function captureScope(): AsyncResource {
+  return new AsyncResource('koa-raincheck', MANUAL_DESTROY);
+}
 
 /** Coalesced jobs and the job each joined; and how many joined each job. Few jobs have either. */
 const joins = new WeakMap<object, Job>();
@@ -232,7 +249,7 @@ export class Scheduled {
     if (job.absorbed > 0) return false; // other requests' identical jobs joined it: their work
     withdrawn.add(this);
     if (job.collapsedCalls > 0 && ++sharedOf(job).withdrawn <= job.collapsedCalls) return false; // of 1 + collapsed
-    job.cancelled = true;
+    job.flags |= CANCELLED;
     job.group?.cancel(job);
     return true;
   }

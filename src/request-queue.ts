@@ -64,7 +64,7 @@ export class RequestQueue implements JobGroup {
         return new Scheduled(earlier, true);
       }
     }
-    const job = new Job(fn, args, fingerprint, runner.settings.keepContext);
+    const job = new Job(fn, args, fingerprint, runner.settings.keepContext, runner.coalesceTtl);
     runner.admit(job, this);
     if (this.#outcome === undefined && !runner.settings.immediate) {
       // Scheduled while the request is handled: the job waits for the response with the others.
@@ -142,16 +142,18 @@ export class RequestQueue implements JobGroup {
   }
 
   #find(fn: object, fingerprint: Fingerprint): Job | undefined {
-    if (this.#byKey !== undefined) {
-      const job = this.#byKey.get(keyOf(fn, fingerprint));
-      return job?.cancelled ? undefined : job;
-    }
+    if (this.#byKey !== undefined) return this.#findByKey(fn, fingerprint);
     for (let job = this.#first; job !== undefined; job = job.nextInRequest) {
       if (job.fn === fn && job.fingerprint !== undefined && sameFingerprint(job.fingerprint, fingerprint)) {
         if (!job.cancelled) return job; // a cancelled job takes no more calls: a new one is made
       }
     }
     return undefined;
+  }
+
+  #findByKey(fn: object, fingerprint: Fingerprint): Job | undefined {
+    const job = (this.#byKey as Map<string, Job>).get(keyOf(fn, fingerprint));
+    return job?.cancelled ? undefined : job;
   }
 
   #remember(job: Job): void {

@@ -2,7 +2,7 @@ import type { Context } from 'koa';
 import { CoalescingIndex } from './coalesce.js';
 import { RaincheckDrainTimeoutError, RaincheckOverflowError, RaincheckTimeoutError } from './errors.js';
 import { instrument } from './instrument.js';
-import { type Job, type JobGroup, type JobReports, timeoutOf } from './job.js';
+import { ALWAYS, type Job, type JobGroup, type JobReports, timeoutOf } from './job.js';
 import { callJob } from './job-context.js';
 import type { ResponseOutcome, Settings } from './options.js';
 import { isThenable, publishEnd, publishStart, reportDrop, reportFailure, warnHookFailed } from './report.js';
@@ -59,16 +59,15 @@ export class Runner implements JobReports {
    */
   #firstBusy: JobGroup | undefined;
   #lastBusy: JobGroup | undefined;
-  #unsettledCount = 0;
   #idleWaiters: Array<() => void> = [];
   #running = 0;
   readonly #waiting: Waiting[] = [];
   #waitingHead = 0;
   /** With `runAsync: false`: what ends the wait of a request's chain for a running job. */
   readonly #finished = new Map<Job, () => void>();
-  // The counts of `stats`, as fields of their own rather than an object's: `this.#scheduled++` is less
-  // bytecode than `this.#scheduled++`, on paths whose bytecode V8's inlining budget counts.
-  #scheduled = 0;
+  // The counts of `stats`, as fields of their own rather than an object's: `this.#failed++` is less
+  // bytecode than `this.#counts.failed++`, on paths whose bytecode V8's inlining budget counts. How many
+  // were scheduled, and how many are pending, are sums of these: one count less to keep per job.
   #deduped = 0;
   #awaitingResponse = 0;
   #succeeded = 0;
@@ -78,23 +77,24 @@ export class Runner implements JobReports {
   #coalesced = 0;
   /** The coalescing jobs others may join; made when the first one is released. */
   #coalescing: CoalescingIndex | undefined;
-  /** The `coalesce` option as a ttl: `undefined` when jobs coalesce only if asked. */
-  readonly #coalesceTtl: number | undefined;
+  /** @internal The `coalesce` option as a ttl, given to each new job: `undefined` when jobs coalesce only if asked. */
+  readonly coalesceTtl: number | undefined;
 
   constructor(settings: Settings) {
     this.settings = settings;
     const { coalesce } = settings;
-    this.#coalesceTtl = coalesce === false ? undefined : coalesce === true ? 0 : coalesce.ttl;
+    this.coalesceTtl = coalesce === false ? undefined : coalesce === true ? 0 : coalesce.ttl;
   }
 
   /** Jobs scheduled and not yet settled (awaiting their response, waiting for a slot, or running). */
   get pending(): number {
-    return this.#unsettledCount;
+    return this.#awaitingResponse + (this.#waiting.length - this.#waitingHead) + this.#running;
   }
 
   get stats(): RaincheckStats {
     return {
-      scheduled: this.#scheduled,
+      scheduled:
+        this.pending + this.#succeeded + this.#failed + this.#timedOut + this.#dropped + this.#coalesced,
       deduped: this.#deduped,
       awaitingResponse: this.#awaitingResponse,
       succeeded: this.#succeeded,
@@ -109,7 +109,7 @@ export class Runner implements JobReports {
 
   /** Resolves when no job is pending; at once if none is. */
   onIdle(): Promise<void> {
-    if (this.#unsettledCount === 0) return Promise.resolve();
+    if (this.pending === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
@@ -118,7 +118,7 @@ export class Runner implements JobReports {
    * with the jobs still unfinished, whose signals it aborts. Never rejects.
    */
   async drain(timeout: number): Promise<DrainResult> {
-    if (this.#unsettledCount === 0) return { drained: true, unfinished: [] };
+    if (this.pending === 0) return { drained: true, unfinished: [] };
     if (timeout === Number.POSITIVE_INFINITY) {
       await this.onIdle();
       return { drained: true, unfinished: [] };
@@ -151,10 +151,7 @@ export class Runner implements JobReports {
   admit(job: Job, group: JobGroup): void {
     job.group = group;
     if (group.unsettled++ === 0) this.#linkBusy(group);
-    this.#unsettledCount++;
-    this.#scheduled++;
     this.#awaitingResponse++;
-    if (this.#coalesceTtl !== undefined) job.coalesceTtl = this.#coalesceTtl;
     if (instrument !== undefined) instrument.scheduled(job);
   }
 
@@ -197,7 +194,8 @@ export class Runner implements JobReports {
     // Jobs appended meanwhile (scheduled by the ones started here) come after `last`: released on their own.
     for (let job = first; ; job = job.nextInRequest as Job) {
       this.#awaitingResponse--;
-      if ((run || job.runsAlways) && !job.cancelled) void this.#run(job, ctx, false);
+      const flags = job.flags;
+      if (flags === ALWAYS || (run && flags === 0)) void this.#run(job, ctx, false);
       else this.#dropUnrun(job, outcome, ctx);
       if (job === last) return;
     }
@@ -207,7 +205,8 @@ export class Runner implements JobReports {
     const run = this.#shouldRun(outcome);
     for (let job = first; ; job = job.nextInRequest as Job) {
       this.#awaitingResponse--;
-      if ((run || job.runsAlways) && !job.cancelled) await this.#run(job, ctx, true);
+      const flags = job.flags;
+      if (flags === ALWAYS || (run && flags === 0)) await this.#run(job, ctx, true);
       else this.#dropUnrun(job, outcome, ctx);
       if (job === last) return;
     }
@@ -251,6 +250,11 @@ export class Runner implements JobReports {
   #run(job: Job, ctx: Context, wait: boolean): Promise<void> | undefined {
     if (job.coalesceTtl !== undefined && this.#joined(job, ctx)) return undefined;
     if (this.#running < this.settings.concurrency) return this.#start(job, ctx, wait);
+    return this.#wait(job, ctx, wait);
+  }
+
+  /** No free slot: the job waits for one, or is turned away past `maxWaiting`. Apart: see `#finish`. */
+  #wait(job: Job, ctx: Context, wait: boolean): Promise<void> | undefined {
     if (this.#waiting.length - this.#waitingHead >= this.settings.maxWaiting) {
       const error = new RaincheckOverflowError(job, this.settings.maxWaiting);
       this.#drop(job, ctx, error, () => reportFailure(this.settings, error, job, ctx));
@@ -339,24 +343,34 @@ export class Runner implements JobReports {
     startedAt: number | undefined,
     timer: NodeJS.Timeout | undefined,
   ): void {
+    // Kept short, the rarer work in methods of their own: V8 inlines within a budget of bytecode, and a
+    // short #finish leaves room in #start and startEach for the rest of the hot path.
     if (job.state !== 'running') return;
     if (timer !== undefined) clearTimeout(timer);
     job.state = state;
-    if (state === 'succeeded') this.#succeeded++;
-    else if (state === 'failed') this.#failed++;
-    else this.#timedOut++;
     this.#running--;
-    if (state !== 'succeeded') reportFailure(this.settings, error, job, ctx);
+    if (state === 'succeeded') this.#succeeded++;
+    else this.#failedOrTimedOut(job, ctx, state, error);
     if (job.coalesceTtl !== undefined) this.#coalescing?.ended(job, job.coalesceTtl);
     publishEnd(job, startedAt, error);
     if (instrument !== undefined) instrument.ended(job, ctx, error, undefined);
-    const finished = this.#finished.size === 0 ? undefined : this.#finished.get(job);
-    if (finished !== undefined) {
-      this.#finished.delete(job);
-      finished();
-    }
+    if (this.#finished.size !== 0) this.#endWait(job);
     this.#settle(job);
     if (this.#waitingHead < this.#waiting.length) this.#startWaiting();
+  }
+
+  #failedOrTimedOut(job: Job, ctx: Context, state: 'failed' | 'timedOut', error: unknown): void {
+    if (state === 'failed') this.#failed++;
+    else this.#timedOut++;
+    reportFailure(this.settings, error, job, ctx);
+  }
+
+  /** With `runAsync: false`: lets the request's chain go on past a job that has ended. */
+  #endWait(job: Job): void {
+    const finished = this.#finished.get(job);
+    if (finished === undefined) return;
+    this.#finished.delete(job);
+    finished();
   }
 
   /** `why`: the outcome `runWhen` said no to, or the overflow error. */
@@ -394,7 +408,10 @@ export class Runner implements JobReports {
     const group = job.group as JobGroup;
     job.group = undefined;
     if (--group.unsettled === 0) this.#unlinkBusy(group);
-    if (--this.#unsettledCount > 0 || this.#idleWaiters.length === 0) return;
+    if (this.#idleWaiters.length !== 0 && this.pending === 0) this.#wakeIdleWaiters();
+  }
+
+  #wakeIdleWaiters(): void {
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];
     for (const resolve of waiters) resolve();
