@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto';
+import { types } from 'node:util';
 import objectHash from 'object-hash';
+
+const { isProxy } = types;
 
 /**
  * What two calls of the same function are compared by: their arguments themselves when all are primitives
@@ -26,7 +29,7 @@ function serialised(args: readonly unknown[]): string | undefined {
   try {
     const plain = plainKey(args);
     if (plain !== undefined) return `j${shorten(plain)}`;
-    return `o${objectHash(args as unknown[], { replacer: functionsByIdentity })}`;
+    return `o${objectHash(args as unknown[], { replacer: argumentReplacer })}`;
   } catch {
     return undefined;
   }
@@ -85,11 +88,98 @@ function functionId(fn: object): number {
   return id;
 }
 
-/** A token no ordinary string argument is likely to equal. */
-const FUNCTION_TOKEN = '\u0000koa-raincheck:function:';
+/**
+ * @internal The object-hash replacer of the arguments. object-hash calls it for every value it reaches,
+ * nested ones, Map entries and Set members included (object keys and its own strings too), and hashes what
+ * it returns as it is. A function becomes `f` and its id, a string `s` and itself: so no argument, however
+ * chosen, hashes as a function (a job would be lost to a forged duplicate).
+ *
+ * object-hash also writes some values without length or escape (an Error's text, a Buffer's bytes, a
+ * RegExp, a Date's `toJSON()`, a URL, a wrapper's `toString()`, an array's `length`), picked by the
+ * object's `Symbol.toStringTag`, which any object can claim: bytes that could line up with a function's.
+ * Those values become tagged strings here, read through the built-ins' own brand-checked methods, so that
+ * every byte object-hash writes is its own or in a length-prefixed string. A look-alike that is not what
+ * its tag says, a Proxy, or a tag behind a getter (read twice, it could answer twice differently) throws:
+ * the call is then not deduped.
+ */
+export function argumentReplacer(value: unknown): unknown {
+  switch (typeof value) {
+    case 'string':
+      return `s${value}`;
+    case 'function':
+      return `f${functionId(value)}`;
+    case 'symbol':
+      return `y${String(value)}`; // by description, as object-hash compares symbols
+    case 'object':
+      return value === null ? value : replaceObject(value);
+    default:
+      return value;
+  }
+}
 
-function functionsByIdentity(value: unknown): unknown {
-  return typeof value === 'function' ? FUNCTION_TOKEN + functionId(value) : value;
+function replaceObject(value: object): unknown {
+  const tag = stableTag(value);
+  if (Buffer.isBuffer(value)) {
+    const bytes = Buffer.from(
+      bufferOf.call(value) as ArrayBuffer,
+      byteOffsetOf.call(value) as number,
+      byteLengthOf.call(value) as number,
+    );
+    return `b${bytes.toString('latin1')}`;
+  }
+  switch (tag) {
+    case 'string':
+      return `s${String.prototype.valueOf.call(value)}`; // a wrapper equals its primitive, as in object-hash
+    case 'number':
+      return Number.prototype.valueOf.call(value);
+    case 'boolean':
+      return Boolean.prototype.valueOf.call(value);
+    case 'bigint':
+      return BigInt.prototype.valueOf.call(value);
+    case 'symbol':
+      return `y${String(Symbol.prototype.valueOf.call(value))}`;
+    case 'date':
+      return `d${Date.prototype.getTime.call(value)}`;
+    case 'regexp':
+      return `r${sourceOf.call(value)}/${flagsOf.call(value)}`;
+    case 'error':
+      return `e${String(value)}`; // its toString(), as object-hash has it, now length-prefixed
+    case 'url':
+      return `u${String(value)}`;
+    case 'xml':
+      return `x${String(value)}`;
+    case 'array':
+      if (!Array.isArray(value)) throw new TypeError('an array look-alike');
+      return value;
+    default:
+      return value;
+  }
+}
+
+// The built-ins' own getters, which check what they are called on: an instance cannot shadow them.
+const TypedArray = Object.getPrototypeOf(Uint8Array.prototype) as object;
+const getter = (of: object, name: PropertyKey) =>
+  Object.getOwnPropertyDescriptor(of, name)?.get as (this: unknown) => unknown;
+const typedArrayTag = getter(TypedArray, Symbol.toStringTag);
+const bufferOf = getter(TypedArray, 'buffer');
+const byteOffsetOf = getter(TypedArray, 'byteOffset');
+const byteLengthOf = getter(TypedArray, 'byteLength');
+const sourceOf = getter(RegExp.prototype, 'source');
+const flagsOf = getter(RegExp.prototype, 'flags');
+
+/**
+ * The type object-hash will dispatch `value` on (`Object.prototype.toString`'s tag, lower case), once it is
+ * sure to read the same: no Proxy, and no getter for `Symbol.toStringTag` but the typed arrays' own.
+ */
+function stableTag(value: object): string {
+  for (let link: object | null = value; link !== null; link = Object.getPrototypeOf(link)) {
+    if (isProxy(link)) throw new TypeError('a Proxy');
+    const own = Object.getOwnPropertyDescriptor(link, Symbol.toStringTag);
+    if (own === undefined) continue;
+    if (own.get !== undefined && own.get !== typedArrayTag) throw new TypeError('a toStringTag getter');
+    break;
+  }
+  return Object.prototype.toString.call(value).slice(8, -1).toLowerCase();
 }
 
 /** Deeper than this, plain data goes to object-hash (which also copes with cycles). */

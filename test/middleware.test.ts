@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import Koa from 'koa';
 import request from 'supertest';
 import raincheckDefault, { QUEUE, raincheck } from '../src/index.js';
-import { appWith, deferred } from './helpers.js';
+import { appWith, deferred, Timeline } from './helpers.js';
 
 describe('raincheck(options)', () => {
   it('returns a named middleware function, also the default export', () => {
@@ -105,23 +105,30 @@ describe('raincheck(options)', () => {
     it('count a job from the moment it is scheduled until it settles', async () => {
       const { app, rc } = appWith();
       const inHandler = deferred<number>();
+      const started = deferred();
       const release = deferred();
+      const timeline = new Timeline();
       app.use(async (ctx) => {
-        ctx.raincheck(() => release.promise);
+        ctx.raincheck(async () => {
+          started.resolve();
+          await release.promise;
+          timeline.add('job settled');
+        });
         ctx.raincheck(() => {});
         inHandler.resolve(rc.pending);
         ctx.body = 'ok';
       });
       await request(app.callback()).get('/').expect(200);
       expect(await inHandler.promise).to.equal(2);
-      let idle = false;
-      const idlePromise = rc.onIdle().then(() => {
-        idle = true;
-      });
-      await new Promise((resolve) => setImmediate(resolve));
-      expect(idle).to.equal(false);
+      const idle = rc.onIdle().then(() => timeline.add('idle'));
+      await started.promise; // after the response, the job provably runs: nothing is idle
+      expect(rc.pending).to.equal(1);
+      expect(rc.stats).to.include({ running: 1 });
+      expect(timeline.events).to.deep.equal([]);
       release.resolve();
-      await idlePromise;
+      await idle;
+      // Whenever onIdle() resolved, it was after the job had settled.
+      expect(timeline.events).to.deep.equal(['job settled', 'idle']);
       expect(rc.pending).to.equal(0);
     });
 

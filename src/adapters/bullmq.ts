@@ -59,7 +59,7 @@ export function bullmq<Q extends BullmqQueueLike>(
     const jobId =
       jobOptions?.jobId ??
       (settings.dedupeAcrossRequests ? `raincheck-${contentHash(queue.name, name, data)}` : randomUUID());
-    const job = await addWithRetries(settings, { queue: queue.name, name, data }, () =>
+    const job = await addWithRetries(settings, { queue: queue.name, name, data, jobId }, () =>
       queue.add(name, data, { ...jobOptions, jobId }),
     );
     return job.id ?? jobId;

@@ -1,3 +1,5 @@
+import { channel } from 'node:diagnostics_channel';
+import { debuglog } from 'node:util';
 import { currentReporter } from '../job-context.js';
 import { typeName } from '../options.js';
 
@@ -52,7 +54,13 @@ export function resolveHandOffOptions(options: HandOffOptions | undefined): Hand
   return settings;
 }
 
-/** A failed attempt to add a job to a durable queue: names the queue, the job and its data. */
+/**
+ * A failed attempt to add a job to a durable queue: names the queue, the job, its data and the id every
+ * attempt used. An attempt that timed out is not cancelled (a Redis client keeps commands offline until
+ * the server is back, and a query may be under way), so even after the last one the job may still be added
+ * later, under that id: a retry must use it (BullMQ's `jobId`, pg-boss's `id`), which the queue does not
+ * add twice while it holds the job.
+ */
 export class RaincheckEnqueueError extends Error {
   override readonly name: string = 'RaincheckEnqueueError';
   readonly queue: string;
@@ -60,6 +68,8 @@ export class RaincheckEnqueueError extends Error {
   readonly data: unknown;
   readonly attempt: number;
   readonly attempts: number;
+  /** The queue's id for the job, the same in every attempt: BullMQ's `jobId`, pg-boss's `id`. */
+  readonly jobId: string | undefined;
 
   constructor(
     queue: string,
@@ -68,11 +78,18 @@ export class RaincheckEnqueueError extends Error {
     attempt: number,
     attempts: number,
     cause: unknown,
+    jobId?: string,
   ) {
-    const then = attempt < attempts ? 'retrying' : 'giving up';
+    const givingUp = attempt >= attempts;
+    const id = jobId === undefined ? '' : `job id ${jobId}; `;
+    const late =
+      jobId === undefined || !givingUp
+        ? ''
+        : `. The job may still be added later, as job id ${jobId}, by an attempt that timed out: retry under that id only`;
     super(
-      `koa-raincheck: could not add job ${jobName} to queue ${queue} (attempt ${attempt} of ${attempts}, ${then}): ` +
-        `${cause instanceof Error ? cause.message : String(cause)}; data: ${safeJson(data)}`,
+      `koa-raincheck: could not add job ${jobName} to queue ${queue} ` +
+        `(attempt ${attempt} of ${attempts}, ${givingUp ? 'giving up' : 'retrying'}): ` +
+        `${cause instanceof Error ? cause.message : String(cause)}; ${id}data: ${safeJson(data)}${late}`,
       { cause },
     );
     this.queue = queue;
@@ -80,18 +97,28 @@ export class RaincheckEnqueueError extends Error {
     this.data = data;
     this.attempt = attempt;
     this.attempts = attempts;
+    this.jobId = jobId;
   }
+}
+
+/** What is being handed over, for reports. */
+export interface HandOff {
+  readonly queue: string;
+  readonly name: string;
+  readonly data: unknown;
+  /** The id every attempt uses. */
+  readonly jobId: string;
 }
 
 /**
  * Calls `add` until it succeeds, at most `attempts` times, waiting `backoff` ms (doubled each time) between
  * attempts and giving each one `attemptTimeout` ms. Must be called at the start of a job, before any
- * `await`, to report failed attempts where the job's failures go. `add` must be idempotent: an attempt
- * that timed out may still have added the job.
+ * `await`, to report failed attempts where the job's failures go. `add` must be idempotent, every attempt
+ * using `what.jobId`: an attempt that timed out may still have added the job, or may still add it later.
  */
 export async function addWithRetries<T>(
   settings: HandOffSettings,
-  what: { readonly queue: string; readonly name: string; readonly data: unknown },
+  what: HandOff,
   add: () => Promise<T>,
 ): Promise<T> {
   const report = currentReporter() ?? ((error: unknown) => process.emitWarning(error as Error));
@@ -106,12 +133,39 @@ export async function addWithRetries<T>(
         attempt,
         settings.attempts,
         cause,
+        what.jobId,
       );
       if (attempt >= settings.attempts) throw error;
       report(error);
       await new Promise((resolve) => setTimeout(resolve, settings.backoff * 2 ** (attempt - 1)));
     }
   }
+}
+
+/**
+ * `koa-raincheck:hand-off:deduped` gets `{ queue, name, data, jobId, singletonKey }` for each hand-off the
+ * queue accepted without adding a job: pg-boss's `send()` resolving `null`.
+ */
+export const dedupedChannel = channel('koa-raincheck:hand-off:deduped');
+
+const debug = debuglog('koa-raincheck');
+
+/**
+ * A hand-off the queue took without adding a job, as pg-boss does when it already holds one with the same
+ * `singletonKey` (`dedupeAcrossRequests`) or id, or when the queue's policy or throttling turns it away.
+ * Not a failure (it is the queue's own dedupe at work), so it goes where drops go, a line under
+ * `NODE_DEBUG=koa-raincheck`, and to a channel for whoever counts them. The data stays out of the line.
+ */
+export function reportDeduped(what: HandOff & { readonly singletonKey: string | undefined }): void {
+  const key = what.singletonKey === undefined ? 'no singletonKey' : `singletonKey ${what.singletonKey}`;
+  debug(
+    'job %s was not added to queue %s: the queue already holds one with its %s or job id %s, or its policy turned it away',
+    what.name,
+    what.queue,
+    key,
+    what.jobId,
+  );
+  if (dedupedChannel.hasSubscribers) dedupedChannel.publish(what);
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type Rainchecked, rainchecked } from '../ambient.js';
 import { typeName } from '../options.js';
 import { contentHash } from './content-hash.js';
-import { addWithRetries, type HandOffOptions, resolveHandOffOptions } from './hand-off.js';
+import { addWithRetries, type HandOffOptions, reportDeduped, resolveHandOffOptions } from './hand-off.js';
 
 export { type HandOffOptions, RaincheckEnqueueError } from './hand-off.js';
 
@@ -24,7 +24,10 @@ export interface PgBossSendOptionsLike {
 /** The per-job options of `B`'s `send()`: the `SendOptions` of the pg-boss major installed. */
 export type PgBossSendOptionsOf<B extends PgBossLike> = NonNullable<Parameters<B['send']>[2]>;
 
-/** Sends job `name` (a pg-boss queue) with `data`; resolves with the job's id, or `null` if deduped. */
+/**
+ * Sends job `name` (a pg-boss queue) with `data`; resolves with the job's id, or `null` when pg-boss added
+ * none (deduped by the queue: see `koa-raincheck:hand-off:deduped`).
+ */
 export type SendToPgBoss<B extends PgBossLike = PgBossLike> = (
   name: string,
   data?: object,
@@ -62,7 +65,11 @@ export function pgBoss<B extends PgBossLike>(
       id,
       ...(singletonKey === undefined ? {} : { singletonKey }),
     };
-    return addWithRetries(settings, { queue: name, name, data }, () => boss.send(name, data ?? {}, options));
+    const what = { queue: name, name, data, jobId: id };
+    const sent = await addWithRetries(settings, what, () => boss.send(name, data ?? {}, options));
+    // The job still succeeds: the queue did what it was set up to do. But it is said, not counted silently.
+    if (sent === null) reportDeduped({ ...what, singletonKey });
+    return sent;
   }
   // The options are the installed major's `SendOptions`, of which only `id` and `singletonKey` are read here.
   return rainchecked(sendToPgBoss) as Rainchecked<SendToPgBoss<B>>;

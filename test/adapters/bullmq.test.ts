@@ -179,6 +179,44 @@ whenServer('redis', 'the koa-raincheck/bullmq suite', () => {
           expect(rc.stats).to.include({ failed: 1 });
         });
 
+        it('gives up naming the job id an attempt kept offline may still add, and adding again under it adds no second job', async () => {
+          const { app, rc, errors } = appWith();
+          const toQueue = bullmq(queue, { attempts: 2, backoff: 10, attemptTimeout: 100 });
+          app.use(async (ctx) => {
+            // A retry of a job given up on: the same call, under the id the report named.
+            const jobId = typeof ctx.query.jobId === 'string' ? { jobId: ctx.query.jobId } : undefined;
+            ctx.raincheck(toQueue, 'invoice', { order: 9 }, jobId);
+            ctx.body = 'ok';
+          });
+          await queue.waitUntilReady();
+          await redis().cut();
+          try {
+            await request(app.callback()).get('/').expect(200);
+            await rc.onIdle();
+          } finally {
+            await redis().restore();
+          }
+          expect(rc.stats).to.include({ failed: 1 });
+          const reported = errors.at(-1)?.error as RaincheckJobError;
+          const gaveUp = reported.cause as RaincheckEnqueueError;
+          expect(gaveUp).to.be.instanceOf(RaincheckEnqueueError);
+          expect(gaveUp).to.include({ attempt: 2, attempts: 2 });
+          expect(gaveUp.jobId).to.be.a('string');
+          expect(reported.message).to.include(`giving up): `);
+          expect(reported.message).to.include(`may still be added later, as job id ${gaveUp.jobId},`);
+          // Every attempt used that id: the earlier failed report names it too.
+          expect((errors[0]?.error as Error | undefined)?.message).to.include(`job id ${gaveUp.jobId}`);
+          // Redis is back, and ioredis sends what it kept offline: the attempts "given up" on. A command
+          // sent now on the same connection runs after them, so no wait is needed to see what they did.
+          const landed = await queue.getJob(gaveUp.jobId as string);
+          expect(landed?.data).to.deep.equal({ order: 9 });
+          expect(await queue.count()).to.equal(1);
+          await request(app.callback()).get(`/?jobId=${gaveUp.jobId}`).expect(200);
+          await rc.onIdle();
+          expect(rc.stats).to.include({ failed: 1, succeeded: 1 });
+          expect(await queue.count()).to.equal(1); // BullMQ ignores an add under an id it holds
+        });
+
         it('throws a TypeError for a queue that is not one, and for bad options', () => {
           expect(() => bullmq({} as BullmqQueueLike)).to.throw(
             TypeError,

@@ -11,6 +11,8 @@ export interface TestBoss {
   createQueue(name: string, policy?: 'short'): Promise<void>;
   /** Jobs in the queue not yet taken by a worker, counted now. */
   queued(name: string): Promise<number>;
+  /** The data of the job with this id in queue `name`, or `undefined` if it holds none. */
+  dataOf(name: string, id: string): Promise<unknown>;
   /** Starts a worker that hands each job's data to `handle`. */
   work(name: string, handle: (data: unknown) => void): Promise<void>;
   offWork(name: string): Promise<void>;
@@ -40,18 +42,20 @@ interface Common {
   stop(options: { graceful: boolean; wait?: boolean }): Promise<void>;
   offWork(name: string): Promise<void>;
   getDb(): { executeSql(text: string, values: unknown[]): Promise<unknown> };
+  getJobById(name: string, id: string): Promise<{ readonly data: unknown } | null>;
 }
 
 /** The operations every major spells the same way. */
 async function common(
   boss: PgBossLike & Common,
   schema: string,
-): Promise<Pick<TestBoss, 'boss' | 'offWork' | 'stop' | 'dropSchemaAndStop'>> {
+): Promise<Pick<TestBoss, 'boss' | 'dataOf' | 'offWork' | 'stop' | 'dropSchemaAndStop'>> {
   boss.on('error', () => {}); // connection errors while the server is cut: the adapter reports and retries
   await boss.start();
   const stop = () => boss.stop({ graceful: false, wait: true });
   return {
     boss,
+    dataOf: async (name, id) => (await boss.getJobById(name, id))?.data,
     offWork: (name) => boss.offWork(name),
     stop,
     dropSchemaAndStop: async () => {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import diagnostics_channel from 'node:diagnostics_channel';
 import { expect } from 'chai';
 import request from 'supertest';
 import { type PgBossLike, pgBoss, RaincheckEnqueueError } from '../../src/adapters/pg-boss.js';
@@ -96,6 +97,42 @@ whenServer('postgres', 'the koa-raincheck/pg-boss suite', () => {
           expect(await opened().queued(queue)).to.equal(2);
         });
 
+        it('says when pg-boss adds no job (send resolves null), on koa-raincheck:hand-off:deduped, and still succeeds', async () => {
+          const shortQueue = `${queue}_short`;
+          await opened().createQueue(shortQueue, 'short');
+          const seen: Array<Record<string, unknown>> = [];
+          const onDeduped = (message: unknown) => seen.push(message as Record<string, unknown>);
+          diagnostics_channel.subscribe('koa-raincheck:hand-off:deduped', onDeduped);
+          try {
+            const { app, rc, errors } = appWith();
+            const toBoss = pgBoss(boss, { dedupeAcrossRequests: true });
+            app.use(async (ctx) => {
+              ctx.raincheck(toBoss, shortQueue, { day: '2026-11-23' });
+              ctx.body = 'ok';
+            });
+            await request(app.callback()).get('/').expect(200);
+            await rc.onIdle();
+            expect(seen, 'a job added').to.deep.equal([]);
+            await request(app.callback()).get('/').expect(200); // the same job: the queue holds it already
+            await rc.onIdle();
+            expect(seen).to.have.length(1);
+            expect(seen[0]).to.have.all.keys('queue', 'name', 'data', 'jobId', 'singletonKey');
+            expect(seen[0]).to.deep.include({
+              queue: shortQueue,
+              name: shortQueue,
+              data: { day: '2026-11-23' },
+            });
+            expect(seen[0]?.jobId).to.be.a('string');
+            expect(seen[0]?.singletonKey).to.be.a('string');
+            // The rule (docs/durable-queues.md): the queue did its dedupe; the hand-off did not fail.
+            expect(rc.stats).to.include({ succeeded: 2, failed: 0 });
+            expect(errors).to.deep.equal([]);
+            expect(await opened().queued(shortQueue)).to.equal(1);
+          } finally {
+            diagnostics_channel.unsubscribe('koa-raincheck:hand-off:deduped', onDeduped);
+          }
+        });
+
         it('reports failed attempts while PostgreSQL is down, never to the client, and sends once it is back', async () => {
           const { app, rc, errors, firstError } = appWith();
           const toBoss = pgBoss(boss, { attempts: 60, backoff: 50, attemptTimeout: 1000 });
@@ -119,6 +156,11 @@ whenServer('postgres', 'the koa-raincheck/pg-boss suite', () => {
           }
           expect(rc.stats).to.include({ succeeded: 1, failed: 0 });
           expect(await opened().queued(queue)).to.equal(1);
+          // Every attempt was made under one id, the one the reports name: a retry under it is no duplicate.
+          const ids = new Set(reported.map((error) => (error.cause as RaincheckEnqueueError).jobId));
+          expect(ids.size).to.equal(1);
+          const [jobId] = ids;
+          expect(await opened().dataOf(queue, jobId as string)).to.deep.equal({ order: 42 });
         });
 
         it('throws a TypeError for a boss that is not one', () => {

@@ -10,33 +10,51 @@ describe('rc.drain({ timeout })', () => {
     const ran: string[] = [];
     const handlerReached = deferred();
     const finishResponse = deferred();
+    const firstStarted = deferred();
+    const drainCalled = deferred();
+    const firstJobsRan = deferred();
     app.use(async (ctx) => {
       if (ctx.path === '/slow-response') {
         ctx.raincheck(() => ran.push('after slow response'));
         handlerReached.resolve();
         await finishResponse.promise;
       } else {
-        for (const n of [1, 2, 3]) ctx.raincheck(async (i: number) => ran.push(`job ${i}`), n);
+        for (const n of [1, 2, 3]) {
+          ctx.raincheck(async (i: number) => {
+            if (i === 1) {
+              firstStarted.resolve();
+              await drainCalled.promise; // running, the two others waiting, when drain() is called
+            }
+            ran.push(`job ${i}`);
+            if (i === 3) firstJobsRan.resolve();
+          }, n);
+        }
       }
       ctx.body = 'ok';
     });
     const { url, close } = await listen(app);
     try {
       await request(url).get('/').expect(200);
+      await firstStarted.promise;
       const slow = request(url)
         .get('/slow-response')
         .then((r) => r.status);
       await handlerReached.promise;
-      let drained = false;
+      expect(rc.stats).to.include({ awaitingResponse: 1, waiting: 2, running: 1 });
+      let ranWhenDrained: string[] | undefined;
       const draining = rc.drain().then((result) => {
-        drained = true;
+        ranWhenDrained = [...ran];
         return result;
       });
-      await new Promise((resolve) => setImmediate(resolve));
-      expect(drained).to.equal(false); // a response is still being handled, and its job waits for it
+      drainCalled.resolve();
+      // Every job but the slow response's has run: a drain() that did not wait for it could be over.
+      await firstJobsRan.promise;
+      expect(rc.stats).to.include({ awaitingResponse: 1 });
       finishResponse.resolve();
       expect(await slow).to.equal(200);
       expect(await draining).to.deep.equal({ drained: true, unfinished: [] });
+      // Whenever it resolved, it was after the job of the response still being handled had run.
+      expect(ranWhenDrained).to.have.members(['job 1', 'job 2', 'job 3', 'after slow response']);
     } finally {
       await close();
     }

@@ -14,9 +14,13 @@ describe('rc.drain() on SIGTERM, in a real child process', function () {
 
   it('loses none of 100 jobs in flight: the child exits 0 and all 100 lines are written', async () => {
     const linesFile = join(dir, 'lines');
-    const server = await startChild('shutdown.ts', { LINES_FILE: linesFile, JOB_MS: '200' });
+    const server = await startChild('shutdown.ts', { LINES_FILE: linesFile, JOB_MS: '500' });
     await getAll(server.port, 100, (id) => `/job?id=${id}`);
-    const code = await server.terminate(); // the jobs are still running: each takes 200 ms
+    const code = await server.terminate(); // the jobs are still running: each takes 500 ms
+    // Jobs already done when the signal came would prove nothing about the drain: check they were not.
+    const atSigterm = JSON.parse(/^at SIGTERM (.*)$/m.exec(server.out())?.[1] ?? '{}');
+    expect(atSigterm.running, 'jobs running at SIGTERM').to.be.greaterThan(0);
+    expect(atSigterm.started - atSigterm.finished).to.equal(atSigterm.running);
     expect(code).to.equal(0);
     expect(server.out()).to.include('{"drained":true,"unfinished":[]}');
     const lines = readFileSync(linesFile, 'utf8').trim().split('\n').map(Number);
