@@ -2,9 +2,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { expect } from 'chai';
-import type Koa from 'koa';
+import Koa from 'koa';
 import request from 'supertest';
-import type { Job, RaincheckOptions, Scheduled } from '../../src/index.js';
+import { bullmq } from '../../src/adapters/bullmq.js';
+import {
+  type Job,
+  type RaincheckOptions,
+  raincheck,
+  rainchecked,
+  type Scheduled,
+  schedule,
+} from '../../src/index.js';
 import { appWith, deferred, listen } from '../helpers.js';
 
 setFlagsFromString('--expose-gc');
@@ -245,6 +253,45 @@ describe('scheduled.coalesce() and raincheck({ coalesce })', () => {
     await new Promise(setImmediate);
     gc();
     expect(refs.filter((ref) => ref.deref() !== undefined)).to.have.length(0);
+  });
+
+  it('coalesces through schedule(), fn.schedule() and an adapter as through ctx.raincheck()', async () => {
+    const app = new Koa({ asyncLocalStorage: true });
+    const rc = raincheck();
+    app.use(rc);
+    const gate = deferred();
+    let runs = 0;
+    async function refresh(_id: number) {
+      runs++;
+      await gate.promise;
+    }
+    const wrapped = rainchecked(refresh);
+    const added: unknown[] = [];
+    const toQueue = bullmq({
+      name: 'q',
+      add: async (_name, data) => {
+        added.push(data);
+        await gate.promise;
+        return { id: '1' };
+      },
+    });
+    app.use(async (ctx) => {
+      if (ctx.path === '/a') schedule(refresh, 1).coalesce();
+      else if (ctx.path === '/b') wrapped.schedule(1).coalesce();
+      else toQueue.schedule('reindex', { id: 1 }).coalesce();
+      ctx.body = 'ok';
+    });
+    const { url, close } = await listen(app);
+    try {
+      await Promise.all(['/a', '/b', '/a', '/c', '/c'].map((path) => request(url).get(path)));
+    } finally {
+      await close();
+    }
+    gate.resolve();
+    await rc.onIdle();
+    expect(runs).to.equal(1); // schedule(refresh, 1) and wrapped.schedule(1) are the same job
+    expect(added).to.have.length(1);
+    expect(rc.stats).to.include({ scheduled: 5, succeeded: 2, coalesced: 3 });
   });
 
   it('throws a TypeError for a ttl that is not a positive number, at the call and in the option', async () => {
