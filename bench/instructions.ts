@@ -5,7 +5,7 @@
 //   npx tsx bench/instructions.ts --only S2 --node 24   S2 and its baseline (bare Koa) on Node 24: ~45 s
 //   npx tsx bench/instructions.ts --profile --only S3   also where the extra instructions go, by function
 //
-// Flags (defaults): --only S1,S2,S3,S6,S8 (all; each brings its baseline, S0 or S0A; BENCH_ONLY too),
+// Flags (defaults): --only S1,S2,S3,S2K,S3K,S6,S8 (all; each brings its baseline, S0 or S0A; BENCH_ONLY too),
 // --node current,24 (pinned versions or majors, or `current`; BENCH_NODES too), --reps 1 (servers per
 // scenario; the median is reported), --parallel 2 (servers at once), --warmup 20000, --requests 2000,
 // --windows 5, --tolerance 0.005, --dist DIR (a build other than dist/), --baselines-from FILE (take S0 and
@@ -48,6 +48,8 @@ export const instructionScenarios = {
   S1: { title: 'S1 mounted, no job', baseline: 'S0' },
   S2: { title: 'S2 one job', baseline: 'S0' },
   S3: { title: 'S3 ten calls, five dup', baseline: 'S0' },
+  S2K: { title: 'S2, `keepContext: false`', baseline: 'S0' },
+  S3K: { title: 'S3, `keepContext: false`', baseline: 'S0' },
   S0A: { title: 'bare Koa with ALS', baseline: undefined },
   S6: { title: 'S6 `schedule()`, ALS', baseline: 'S0A' },
   // One request at a time here, so jobs seldom overlap: what coalescing costs a job that joins nothing.
@@ -62,6 +64,8 @@ export const instructionTargets: Partial<Record<InstructionScenario, number>> = 
   S1: 0.98,
   S2: 0.95,
   S3: 0.9,
+  S2K: 0.95,
+  S3K: 0.9,
   S6: 0.93,
 };
 

@@ -26,6 +26,8 @@ export const scenarios = {
   S7: 'one job, dedupe: false',
   S8: 'one async job per request, ten requests per key, .coalesce()',
   S9: 'one async job per request, a key of its own, .coalesce({ ttl: 50 })',
+  S2K: 'S2 with keepContext: false',
+  S3K: 'S3 with keepContext: false',
 };
 
 const noop = () => {};
@@ -91,6 +93,9 @@ const handlers = {
   },
 };
 
+handlers.S2K = handlers.S2;
+handlers.S3K = handlers.S3;
+
 const name = process.argv[2];
 if (name !== undefined) {
   if (!Object.hasOwn(handlers, name)) throw new TypeError(`Unknown scenario ${name}`);
@@ -106,6 +111,7 @@ if (name !== undefined) {
   const concurrency = name === 'S4' ? Number.POSITIVE_INFINITY : undefined;
   // BENCH_OPTIONS: more options for raincheck(), as JSON, to compare settings (`{"keepContext":false}`).
   const extra = process.env.BENCH_OPTIONS ? JSON.parse(process.env.BENCH_OPTIONS) : {};
+  if (name === 'S2K' || name === 'S3K') extra.keepContext = false;
   if (!bare) app.use(raincheck({ dedupe: name !== 'S7', concurrency, ...extra }));
   app.use(handlers[name]);
   const server = app.listen(0, '127.0.0.1', () =>

@@ -22,8 +22,7 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
   /** @internal What identical calls are recognised by; `undefined` when the job is not deduped. */
   declare readonly fingerprint: Fingerprint | undefined;
   declare state: JobState;
-  /** @internal The per-call timeout in ms, if `.timeout()` set one. */
-  declare timeoutMs: number | undefined;
+
   /**
    * @internal What the job is counted with until it settles (its request's queue), for `drain()`; cleared
    * then, so that a settled job keeps nothing of its request alive.
@@ -36,17 +35,12 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
   /** How many later identical calls collapsed into this job (each got a `Scheduled` with `deduped: true`). */
   declare collapsedCalls: number;
   /**
-   * @internal What collapsed calls asked, made by the first of them that asks anything, for the rule that
-   * none weakens another: the timeouts they set with `.timeout()` (the others ask the option's), and how
-   * many of all the calls were taken back (`cancel()`).
+   * @internal What the job's calls asked beyond the defaults (`.timeout()`, `.coalesce()`, `.cancel()` of
+   * collapsed calls), made by the first that asks: most jobs ask nothing, and a job is one field smaller
+   * for each thing kept here.
    */
-  declare shared: Shared | undefined;
-  /**
-   * @internal With `Scheduled#coalesce()` or the `coalesce` option: how long (ms) the job, once succeeded,
-   * still absorbs identical coalescing jobs (0: only while it waits or runs); `undefined`: it does not
-   * coalesce.
-   */
-  declare coalesceTtl: number | undefined;
+  declare asked: Asked | undefined;
+
   /**
    * @internal The async context of the call that scheduled the job, which the job runs in, as a timer made
    * there would: every AsyncLocalStorage store visible at that call is visible in the job. `undefined` with
@@ -59,19 +53,16 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
     args: Args,
     fingerprint: Fingerprint | undefined,
     keepContext: boolean,
-    coalesceTtl: number | undefined,
   ) {
     this.fn = fn;
     this.args = args;
     this.fingerprint = fingerprint;
     this.state = 'waiting';
-    this.timeoutMs = undefined;
     this.group = undefined;
     this.nextInRequest = undefined;
     this.flags = 0;
     this.collapsedCalls = 0;
-    this.shared = undefined;
-    this.coalesceTtl = coalesceTtl;
+    this.asked = undefined;
     // An AsyncResource, not AsyncLocalStorage.snapshot(): a few dozen ns against µs. No destroy hook to
     // register: nothing here needs one.
     this.scope = keepContext ? captureScope() : undefined;
@@ -209,8 +200,9 @@ export class Scheduled {
         `Expected \`ms\` to be a positive number, got \`${typeof ms === 'number' ? ms : typeName(ms)}\``,
       );
     }
-    if (this.deduped) sharedOf(this.job).timeouts.set(this, ms);
-    else this.job.timeoutMs = ms;
+    const asked = askedOf(this.job);
+    if (this.deduped) (asked.timeouts ??= new Map()).set(this, ms);
+    else asked.timeoutMs = ms;
     return this;
   }
 
@@ -230,7 +222,8 @@ export class Scheduled {
       // With `dedupe: false` the job was not fingerprinted; arguments that cannot be never coalesce.
       (job as { fingerprint: Fingerprint | undefined }).fingerprint = fingerprintOf(job.args);
     }
-    job.coalesceTtl = Math.max(job.coalesceTtl ?? 0, ttl);
+    const asked = askedOf(job);
+    asked.coalesceTtl = Math.max(asked.coalesceTtl ?? 0, ttl);
     return this;
   }
 
@@ -248,7 +241,7 @@ export class Scheduled {
     if (job.state !== 'waiting' || job.cancelled || withdrawn.has(this)) return false;
     if (job.absorbed > 0) return false; // other requests' identical jobs joined it: their work
     withdrawn.add(this);
-    if (job.collapsedCalls > 0 && ++sharedOf(job).withdrawn <= job.collapsedCalls) return false; // of 1 + collapsed
+    if (job.collapsedCalls > 0 && ++askedOf(job).withdrawn <= job.collapsedCalls) return false; // of 1 + collapsed
     job.flags |= CANCELLED;
     job.group?.cancel(job);
     return true;
@@ -258,26 +251,36 @@ export class Scheduled {
 /** The calls taken back with `cancel()`. */
 const withdrawn = new WeakSet<Scheduled>();
 
-/** What collapsed calls asked of a job: see `Job#shared`. */
-interface Shared {
-  readonly timeouts: Map<Scheduled, number>;
+/** @internal What a job's calls asked: see `Job#asked`. */
+export interface Asked {
+  /** The timeout the call that made the job set with `.timeout()`. */
+  timeoutMs: number | undefined;
+  /** The timeouts collapsed calls set with `.timeout()`; the others ask the option's. */
+  timeouts: Map<Scheduled, number> | undefined;
+  /** How many of the job's calls were taken back with `cancel()`. */
   withdrawn: number;
+  /**
+   * With `.coalesce()` or the `coalesce` option: how long (ms) the job, once succeeded, still absorbs
+   * identical coalescing jobs (0: only while it waits or runs); `undefined`: it does not coalesce.
+   */
+  coalesceTtl: number | undefined;
 }
 
-function sharedOf(job: Job): Shared {
-  job.shared ??= { timeouts: new Map(), withdrawn: 0 };
-  return job.shared;
+/** @internal */
+export function askedOf(job: Job): Asked {
+  job.asked ??= { timeoutMs: undefined, timeouts: undefined, withdrawn: 0, coalesceTtl: undefined };
+  return job.asked;
 }
 
 /** @internal The timeout a job runs under: the longest any of its calls asked for (see `Scheduled#timeout()`). */
 export function timeoutOf(job: Job, fallback: number): number {
-  let timeout = job.timeoutMs ?? fallback;
-  const shared = job.shared;
-  if (shared === undefined || shared.timeouts.size === 0) {
-    return job.collapsedCalls > 0 ? Math.max(timeout, fallback) : timeout;
-  }
-  if (job.collapsedCalls > shared.timeouts.size) timeout = Math.max(timeout, fallback); // some asked none
-  for (const asked of shared.timeouts.values()) timeout = Math.max(timeout, asked);
+  const asked = job.asked;
+  if (asked === undefined) return fallback;
+  let timeout = asked.timeoutMs ?? fallback;
+  const timeouts = asked.timeouts;
+  if (timeouts === undefined) return job.collapsedCalls > 0 ? Math.max(timeout, fallback) : timeout;
+  if (job.collapsedCalls > timeouts.size) timeout = Math.max(timeout, fallback); // some asked none
+  for (const ms of timeouts.values()) timeout = Math.max(timeout, ms);
   return timeout;
 }
 

@@ -64,7 +64,7 @@ export class RequestQueue implements JobGroup {
         return new Scheduled(earlier, true);
       }
     }
-    const job = new Job(fn, args, fingerprint, runner.settings.keepContext, runner.coalesceTtl);
+    const job = new Job(fn, args, fingerprint, runner.settings.keepContext);
     runner.admit(job, this);
     if (this.#outcome === undefined && !runner.settings.immediate) {
       // Scheduled while the request is handled: the job waits for the response with the others.
@@ -108,6 +108,11 @@ export class RequestQueue implements JobGroup {
   }
 
   cancel(job: Job): void {
+    // A cancelled job takes no more identical calls: the next one makes a job of its own. (Its fingerprint
+    // goes, rather than every lookup testing for cancelled jobs: #find is on the hot path.)
+    const key = job.key;
+    if (key !== undefined && this.#byKey?.get(key) === job) this.#byKey.delete(key);
+    (job as { fingerprint: Fingerprint | undefined }).fingerprint = undefined;
     // Before the response is over, the release drops it with the others' outcome.
     if (this.#outcome !== undefined) this.#runner.cancelWaiting(job, this.#outcome);
   }
@@ -145,15 +150,14 @@ export class RequestQueue implements JobGroup {
     if (this.#byKey !== undefined) return this.#findByKey(fn, fingerprint);
     for (let job = this.#first; job !== undefined; job = job.nextInRequest) {
       if (job.fn === fn && job.fingerprint !== undefined && sameFingerprint(job.fingerprint, fingerprint)) {
-        if (!job.cancelled) return job; // a cancelled job takes no more calls: a new one is made
+        return job;
       }
     }
     return undefined;
   }
 
   #findByKey(fn: object, fingerprint: Fingerprint): Job | undefined {
-    const job = (this.#byKey as Map<string, Job>).get(keyOf(fn, fingerprint));
-    return job?.cancelled ? undefined : job;
+    return (this.#byKey as Map<string, Job>).get(keyOf(fn, fingerprint));
   }
 
   #remember(job: Job): void {

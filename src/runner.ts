@@ -2,7 +2,7 @@ import type { Context } from 'koa';
 import { CoalescingIndex } from './coalesce.js';
 import { RaincheckDrainTimeoutError, RaincheckOverflowError, RaincheckTimeoutError } from './errors.js';
 import { instrument } from './instrument.js';
-import { ALWAYS, type Job, type JobGroup, type JobReports, timeoutOf } from './job.js';
+import { ALWAYS, askedOf, type Job, type JobGroup, type JobReports, timeoutOf } from './job.js';
 import { callJob } from './job-context.js';
 import type { ResponseOutcome, Settings } from './options.js';
 import { isThenable, publishEnd, publishStart, reportDrop, reportFailure, warnHookFailed } from './report.js';
@@ -248,7 +248,8 @@ export class Runner implements JobReports {
    * (never rejecting) for the request's chain.
    */
   #run(job: Job, ctx: Context, wait: boolean): Promise<void> | undefined {
-    if (job.coalesceTtl !== undefined && this.#joined(job, ctx)) return undefined;
+    if ((job.asked !== undefined || this.coalesceTtl !== undefined) && this.#joined(job, ctx))
+      return undefined;
     if (this.#running < this.settings.concurrency) return this.#start(job, ctx, wait);
     return this.#wait(job, ctx, wait);
   }
@@ -272,6 +273,13 @@ export class Runner implements JobReports {
    * ttl, this one joins it and settles as `'coalesced'`; otherwise it is the one others will join.
    */
   #joined(job: Job, ctx: Context): boolean {
+    // The `coalesce` option, for a job that did not ask itself: applied here, not where jobs are made.
+    if (this.coalesceTtl !== undefined) {
+      const asked = askedOf(job);
+      asked.coalesceTtl = Math.max(asked.coalesceTtl ?? 0, this.coalesceTtl);
+    } else if (job.asked?.coalesceTtl === undefined) {
+      return false; // it asked something else (a timeout), not to coalesce
+    }
     this.#coalescing ??= new CoalescingIndex();
     const target = this.#coalescing.joinOrEnter(job);
     if (target === undefined) return false;
@@ -351,12 +359,17 @@ export class Runner implements JobReports {
     this.#running--;
     if (state === 'succeeded') this.#succeeded++;
     else this.#failedOrTimedOut(job, ctx, state, error);
-    if (job.coalesceTtl !== undefined) this.#coalescing?.ended(job, job.coalesceTtl);
+    if (job.asked !== undefined) this.#endCoalescing(job);
     publishEnd(job, startedAt, error);
     if (instrument !== undefined) instrument.ended(job, ctx, error, undefined);
     if (this.#finished.size !== 0) this.#endWait(job);
     this.#settle(job);
     if (this.#waitingHead < this.#waiting.length) this.#startWaiting();
+  }
+
+  #endCoalescing(job: Job): void {
+    const ttl = job.asked?.coalesceTtl;
+    if (ttl !== undefined) this.#coalescing?.ended(job, ttl);
   }
 
   #failedOrTimedOut(job: Job, ctx: Context, state: 'failed' | 'timedOut', error: unknown): void {
@@ -377,7 +390,7 @@ export class Runner implements JobReports {
   #drop(job: Job, ctx: Context, why: ResponseOutcome | Error, report: () => void): void {
     job.state = 'dropped';
     this.#dropped++;
-    if (job.coalesceTtl !== undefined) this.#coalescing?.ended(job, 0); // cancelled while waiting for a slot
+    if (job.asked?.coalesceTtl !== undefined) this.#coalescing?.ended(job, 0); // cancelled while waiting
     report();
     publishEnd(job, undefined, why instanceof Error ? why : undefined);
     if (instrument !== undefined) {
