@@ -462,7 +462,7 @@ function targetsOf(
     },
     {
       // Issue 14: coalescing costs a request no more than running its job does.
-      target: "S8 coalescing: cpu ratio ≥ S2's",
+      target: "S8 coalescing: cpu ratio minus S2's ≥ 0",
       value: median(byName('S8').cpuRatio) - median(byName('S2').cpuRatio),
       ok: (v: number) => v >= 0,
     },
