@@ -32,3 +32,47 @@ describe('ctx.raincheck(fn, ...args) and memory', () => {
     expect(ctxRef?.deref(), 'ctx after the job settled').to.equal(undefined);
   });
 });
+
+describe('raincheck({ concurrency }) and memory', () => {
+  it("lets go of a job's request once it has started from the waiting list, while later jobs still wait", async () => {
+    const { app, rc } = appWith({ concurrency: 1 });
+    const blockerStarted = deferred();
+    const releaseBlocker = deferred();
+    const holdStarted = deferred();
+    const releaseHold = deferred();
+    const refs = new Map<string, WeakRef<object>>();
+    app.use(async (ctx) => {
+      const role = String(ctx.query.role);
+      refs.set(role, new WeakRef(ctx));
+      // None of the jobs closes over ctx: only the library could keep it.
+      if (role === 'blocker') {
+        ctx.raincheck(async () => {
+          blockerStarted.resolve();
+          await releaseBlocker.promise;
+        });
+      } else if (role === 'quick') ctx.raincheck(() => {});
+      else if (role === 'hold') {
+        ctx.raincheck(async () => {
+          holdStarted.resolve();
+          await releaseHold.promise;
+        });
+      } else ctx.raincheck(() => {}); // 'last': still waiting at the check
+      ctx.body = role;
+    });
+    await request(app.callback()).get('/?role=blocker').expect(200);
+    await blockerStarted.promise;
+    for (const role of ['quick', 'hold', 'last']) await request(app.callback()).get(`/?role=${role}`);
+    expect(rc.stats).to.include({ running: 1, waiting: 3 });
+    releaseBlocker.resolve();
+    // 'quick' started from the waiting list and ended; 'hold' started after it, and runs; 'last' waits.
+    await holdStarted.promise;
+    expect(rc.stats).to.include({ running: 1, waiting: 1, succeeded: 2 });
+    await collectGarbage();
+    expect(refs.get('quick')?.deref(), 'the ctx of a job started from the waiting list, and ended').to.equal(
+      undefined,
+    );
+    expect(refs.get('last')?.deref(), 'the ctx of a job still waiting').to.not.equal(undefined);
+    releaseHold.resolve();
+    await rc.onIdle();
+  });
+});
