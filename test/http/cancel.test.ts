@@ -134,13 +134,13 @@ describe('scheduled.cancel()', () => {
 });
 
 describe('.timeout(ms) and .always() on collapsed calls', () => {
-  const job100ms = named('slow', () => new Promise((resolve) => setTimeout(resolve, 100)));
+  const slowJob = named('slow', () => new Promise((resolve) => setTimeout(resolve, 60))); // past 20-40 ms timeouts
 
   it('keeps the longest timeout asked: a later call cannot shorten it', async () => {
     const { app, rc, errors } = appWith();
     app.use(async (ctx) => {
-      ctx.raincheck(job100ms, 1).timeout(5_000);
-      ctx.raincheck(job100ms, 1).timeout(20);
+      ctx.raincheck(slowJob, 1).timeout(5_000);
+      ctx.raincheck(slowJob, 1).timeout(20);
       ctx.body = 'ok';
     });
     await request(app.callback()).get('/').expect(200);
@@ -152,10 +152,10 @@ describe('.timeout(ms) and .always() on collapsed calls', () => {
   it('counts a call without .timeout() as asking for the option: a collapsed call cannot shorten that', async () => {
     const { app, rc, errors } = appWith({ timeout: 5_000 });
     app.use(async (ctx) => {
-      ctx.raincheck(job100ms, 2);
-      ctx.raincheck(job100ms, 2).timeout(20);
-      ctx.raincheck(job100ms, 5).timeout(20); // the first asks 20 ms, the collapsed one the option's
-      ctx.raincheck(job100ms, 5);
+      ctx.raincheck(slowJob, 2);
+      ctx.raincheck(slowJob, 2).timeout(20);
+      ctx.raincheck(slowJob, 5).timeout(20); // the first asks 20 ms, the collapsed one the option's
+      ctx.raincheck(slowJob, 5);
       ctx.body = 'ok';
     });
     await request(app.callback()).get('/').expect(200);
@@ -167,10 +167,10 @@ describe('.timeout(ms) and .always() on collapsed calls', () => {
   it('lengthens the option from a collapsed call, and still times out past the longest', async () => {
     const { app, rc, errors } = appWith({ timeout: 20, onError: () => {} });
     app.use(async (ctx) => {
-      ctx.raincheck(job100ms, 3);
-      ctx.raincheck(job100ms, 3).timeout(5_000);
-      ctx.raincheck(job100ms, 4).timeout(30);
-      ctx.raincheck(job100ms, 4).timeout(40);
+      ctx.raincheck(slowJob, 3);
+      ctx.raincheck(slowJob, 3).timeout(5_000);
+      ctx.raincheck(slowJob, 4).timeout(30);
+      ctx.raincheck(slowJob, 4).timeout(40);
       ctx.body = 'ok';
     });
     await request(app.callback()).get('/').expect(200);

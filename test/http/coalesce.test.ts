@@ -148,7 +148,7 @@ describe('scheduled.coalesce() and raincheck({ coalesce })', () => {
     const flaky = async (mode: string) => {
       attempts.push(mode);
       if (mode === 'fail') throw new Error('failed');
-      if (mode === 'hang') await sleep(200);
+      if (mode === 'hang') await sleep(60); // past its 30 ms timeout
     };
     app.use(async (ctx) => {
       ctx.raincheck(flaky, ctx.query.mode as string);
