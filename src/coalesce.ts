@@ -9,11 +9,6 @@ import type { Job } from './job.js';
 export class CoalescingIndex {
   readonly #byKey = new Map<string, Entry>();
 
-  /** How many jobs the index holds (waiting, running, or within their ttl). */
-  get size(): number {
-    return this.#byKey.size;
-  }
-
   /**
    * The job `job` should join, if there is one; otherwise `job` becomes the one that later identical jobs
    * join, and `undefined` is returned. A job without a key (arguments that cannot be fingerprinted) never
@@ -32,8 +27,8 @@ export class CoalescingIndex {
   }
 
   /**
-   * `job` ended (or was dropped before it started). Only a job that succeeded, with a ttl, stays: for its
-   * ttl, counted from now.
+   * `job` ended, or was dropped while waiting for a slot (turned away by `maxWaiting`, or cancelled). Only
+   * a job that succeeded, with a ttl, stays: for its ttl, counted from now.
    */
   ended(job: Job, ttl: number): void {
     const key = job.key as string;

@@ -1,6 +1,5 @@
 import { AsyncResource } from 'node:async_hooks';
 import { type Fingerprint, fingerprintOf, keyOf } from './key.js';
-import { checkTtl } from './options.js';
 import { typeName } from './type-name.js';
 
 /**
@@ -63,8 +62,7 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
     this.flags = 0;
     this.collapsedCalls = 0;
     this.asked = undefined;
-    // An AsyncResource, not AsyncLocalStorage.snapshot(): a few dozen ns against µs. No destroy hook to
-    // register: nothing here needs one.
+    // An AsyncResource, not AsyncLocalStorage.snapshot(): a few dozen ns against µs.
     this.scope = keepContext ? captureScope() : undefined;
   }
 
@@ -83,9 +81,8 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
    * when the job is not deduped. Made on first read.
    */
   get key(): string | undefined {
-    if (this.fingerprint === undefined) return undefined;
-    let key = keys.get(this);
-    if (key === undefined) {
+    let key = keys.get(this); // first: a cancelled job keeps the key it had
+    if (key === undefined && this.fingerprint !== undefined) {
       key = keyOf(this.fn, this.fingerprint);
       keys.set(this, key);
     }
@@ -149,11 +146,13 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
 export const ALWAYS = 1;
 export const CANCELLED = 2;
 
-const MANUAL_DESTROY = { requireManualDestroy: true } as const;
-
-/** A job's scope: apart from the constructor, which V8 then inlines where jobs are made. */
+/**
+ * A job's scope: apart from the constructor, which V8 then inlines where jobs are made. Destroyed by the
+ * garbage collector (async_hooks users that track resources, cls-hooked say, see it go): no destroy hook is
+ * registered unless one of them is installed.
+ */
 function captureScope(): AsyncResource {
-  return new AsyncResource('koa-raincheck', MANUAL_DESTROY);
+  return new AsyncResource('koa-raincheck');
 }
 
 /** Coalesced jobs and the job each joined; and how many joined each job. Few jobs have either. */
@@ -200,6 +199,7 @@ export class Scheduled {
         `Expected \`ms\` to be a positive number, got \`${typeof ms === 'number' ? ms : typeName(ms)}\``,
       );
     }
+    if (this.job.state !== 'waiting') return this; // started: its timer runs already
     const asked = askedOf(this.job);
     if (this.deduped) (asked.timeouts ??= new Map()).set(this, ms);
     else asked.timeoutMs = ms;
@@ -218,10 +218,8 @@ export class Scheduled {
   coalesce(options?: { readonly ttl?: number | undefined }): this {
     const ttl = checkTtl(options);
     const job = this.job;
-    if (job.fingerprint === undefined && job.state === 'waiting') {
-      // With `dedupe: false` the job was not fingerprinted; arguments that cannot be never coalesce.
-      (job as { fingerprint: Fingerprint | undefined }).fingerprint = fingerprintOf(job.args);
-    }
+    if (job.state !== 'waiting' || job.cancelled) return this; // too late, or taken back
+    fingerprintFor(job);
     const asked = askedOf(job);
     asked.coalesceTtl = Math.max(asked.coalesceTtl ?? 0, ttl);
     return this;
@@ -239,6 +237,8 @@ export class Scheduled {
   cancel(): boolean {
     const job = this.job;
     if (job.state !== 'waiting' || job.cancelled || withdrawn.has(this)) return false;
+    // With `immediate`, a job is handed to the runner at once: started, or waiting for a slot as started.
+    if (job.group?.cancellable() !== true) return false;
     if (job.absorbed > 0) return false; // other requests' identical jobs joined it: their work
     withdrawn.add(this);
     if (job.collapsedCalls > 0 && ++askedOf(job).withdrawn <= job.collapsedCalls) return false; // of 1 + collapsed
@@ -248,8 +248,41 @@ export class Scheduled {
   }
 }
 
+/** The longest ttl a timer can wait (setTimeout's bound): longer ones would fire at once. */
+const MAX_TTL = 2 ** 31 - 1;
+
+/** @internal `options.ttl` of `coalesce()` (or of the `coalesce` option), checked; 0 without one. */
+export function checkTtl(
+  options: { readonly ttl?: number | undefined } | undefined,
+  name = 'options',
+): number {
+  if (options === undefined) return 0;
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new TypeError(`Expected \`${name}\` to be an object \`{ ttl }\`, got \`${typeName(options)}\``);
+  }
+  const ttl = options.ttl;
+  if (ttl === undefined) return 0;
+  if (typeof ttl !== 'number' || !(ttl > 0 && ttl <= MAX_TTL)) {
+    const given = typeof ttl === 'number' ? ttl : typeName(ttl);
+    throw new TypeError(
+      `Expected \`${name}.ttl\` to be a positive number of ms up to ${MAX_TTL}, got \`${given}\``,
+    );
+  }
+  return ttl;
+}
+
 /** The calls taken back with `cancel()`. */
 const withdrawn = new WeakSet<Scheduled>();
+
+/**
+ * @internal Fingerprints a job made without one (`dedupe: false`), for coalescing; arguments that cannot
+ * be fingerprinted leave it without, and it never coalesces.
+ */
+export function fingerprintFor(job: Job): void {
+  if (job.fingerprint === undefined) {
+    (job as { fingerprint: Fingerprint | undefined }).fingerprint = fingerprintOf(job.args);
+  }
+}
 
 /** @internal What a job's calls asked: see `Job#asked`. */
 export interface Asked {
@@ -296,6 +329,8 @@ export interface JobGroup {
   nextBusy: JobGroup | undefined;
   /** Adds the group's jobs not yet settled to `into`, in the order they were scheduled. */
   collectUnsettled(into: Job[]): void;
+  /** Whether its jobs can still be cancelled (not with `immediate`, which hands them over at once). */
+  cancellable(): boolean;
   /** A job of the group was cancelled (`job.cancelled`): drop it now if it waits for a slot. */
   cancel(job: Job): void;
 }

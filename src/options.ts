@@ -2,6 +2,7 @@ import { debuglog } from 'node:util';
 import type { Context } from 'koa';
 import { describe, type RaincheckJobError } from './errors.js';
 import type { Job } from './job.js';
+import { checkTtl } from './job.js';
 import { typeName } from './type-name.js';
 
 // Where the adapters (and older imports) find it.
@@ -199,7 +200,14 @@ export function resolveOptions(options: RaincheckOptions | undefined): Settings 
     }
     const type = expected[name as keyof Settings];
     if (type === 'coalesce') {
-      if (typeof value !== 'boolean' && value !== undefined) checkTtl(value, 'options.coalesce');
+      if (typeof value !== 'boolean' && value !== undefined) {
+        if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+          throw new TypeError(
+            `Expected \`options.coalesce\` to be a boolean or an object \`{ ttl }\`, got \`${typeName(value)}\``,
+          );
+        }
+        checkTtl(value, 'options.coalesce');
+      }
       continue;
     }
     if (value !== undefined && typeof value !== type) {
@@ -223,22 +231,4 @@ function checkNumber(name: string, value: number): void {
     const what = name === 'timeout' ? 'a positive number of ms' : `a whole number >= ${minimum}, or Infinity`;
     throw new TypeError(`Expected \`options.${name}\` to be ${what}, got \`${value}\``);
   }
-}
-
-/** `options.ttl` of `coalesce()`, checked; 0 without one. */
-export function checkTtl(
-  options: { readonly ttl?: number | undefined } | undefined,
-  name = 'options',
-): number {
-  if (options === undefined) return 0;
-  if (typeof options !== 'object' || options === null) {
-    throw new TypeError(`Expected \`${name}\` to be an object, got \`${typeName(options)}\``);
-  }
-  const ttl = options.ttl;
-  if (ttl === undefined) return 0;
-  if (typeof ttl !== 'number' || !(ttl > 0)) {
-    const given = typeof ttl === 'number' ? ttl : typeName(ttl);
-    throw new TypeError(`Expected \`${name}.ttl\` to be a positive number of ms, got \`${given}\``);
-  }
-  return ttl;
 }

@@ -68,7 +68,8 @@ export function isThenable(value: unknown): value is PromiseLike<unknown> {
 /**
  * `node:diagnostics_channel` channels, which tracing and APM tools subscribe to. `koa-raincheck:job:start`
  * gets `{ job }` when a job starts; `koa-raincheck:job:end` gets `{ job, state, duration, error }` once
- * for every job, whatever its outcome (`duration` in ms, `undefined` for a job that never started).
+ * for every job, whatever its outcome (`duration` in ms, `undefined` for a job that never started: dropped,
+ * turned away, coalesced).
  * Nothing is measured or published while nobody subscribes.
  */
 export const channels = {

@@ -107,9 +107,14 @@ export class RequestQueue implements JobGroup {
     if (first !== undefined) this.#release(first, this.#last as Job, outcome, true);
   }
 
+  cancellable(): boolean {
+    return !this.#runner.settings.immediate;
+  }
+
   cancel(job: Job): void {
     // A cancelled job takes no more identical calls: the next one makes a job of its own. (Its fingerprint
-    // goes, rather than every lookup testing for cancelled jobs: #find is on the hot path.)
+    // goes, rather than every lookup testing for cancelled jobs: #find is on the hot path. Its key, read
+    // first, stays: job.key keeps answering.)
     const key = job.key;
     if (key !== undefined && this.#byKey?.get(key) === job) this.#byKey.delete(key);
     (job as { fingerprint: Fingerprint | undefined }).fingerprint = undefined;

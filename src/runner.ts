@@ -2,7 +2,15 @@ import type { Context } from 'koa';
 import { CoalescingIndex } from './coalesce.js';
 import { RaincheckDrainTimeoutError, RaincheckOverflowError, RaincheckTimeoutError } from './errors.js';
 import { instrument } from './instrument.js';
-import { ALWAYS, askedOf, type Job, type JobGroup, type JobReports, timeoutOf } from './job.js';
+import {
+  ALWAYS,
+  askedOf,
+  fingerprintFor,
+  type Job,
+  type JobGroup,
+  type JobReports,
+  timeoutOf,
+} from './job.js';
 import { callJob } from './job-context.js';
 import type { ResponseOutcome, Settings } from './options.js';
 import { isThenable, publishEnd, publishStart, reportDrop, reportFailure, warnHookFailed } from './report.js';
@@ -77,13 +85,13 @@ export class Runner implements JobReports {
   #coalesced = 0;
   /** The coalescing jobs others may join; made when the first one is released. */
   #coalescing: CoalescingIndex | undefined;
-  /** @internal The `coalesce` option as a ttl, given to each new job: `undefined` when jobs coalesce only if asked. */
+  /** @internal The `coalesce` option as a ttl, applied as jobs would start: `undefined` when they coalesce only if asked. */
   readonly coalesceTtl: number | undefined;
 
   constructor(settings: Settings) {
     this.settings = settings;
     const { coalesce } = settings;
-    this.coalesceTtl = coalesce === false ? undefined : coalesce === true ? 0 : coalesce.ttl;
+    this.coalesceTtl = coalesce === false ? undefined : coalesce === true ? 0 : (coalesce.ttl ?? 0);
   }
 
   /** Jobs scheduled and not yet settled (awaiting their response, waiting for a slot, or running). */
@@ -277,6 +285,7 @@ export class Runner implements JobReports {
     if (this.coalesceTtl !== undefined) {
       const asked = askedOf(job);
       asked.coalesceTtl = Math.max(asked.coalesceTtl ?? 0, this.coalesceTtl);
+      fingerprintFor(job); // with `dedupe: false` too
     } else if (job.asked?.coalesceTtl === undefined) {
       return false; // it asked something else (a timeout), not to coalesce
     }
@@ -390,7 +399,7 @@ export class Runner implements JobReports {
   #drop(job: Job, ctx: Context, why: ResponseOutcome | Error, report: () => void): void {
     job.state = 'dropped';
     this.#dropped++;
-    if (job.asked?.coalesceTtl !== undefined) this.#coalescing?.ended(job, 0); // cancelled while waiting
+    if (job.asked?.coalesceTtl !== undefined) this.#coalescing?.ended(job, 0); // overflowed, or cancelled
     report();
     publishEnd(job, undefined, why instanceof Error ? why : undefined);
     if (instrument !== undefined) {

@@ -117,6 +117,46 @@ describe('scheduled.cancel()', () => {
     expect(ran).to.deep.equal(['blocker', 'third']);
   });
 
+  it('returns false with immediate: true, where a job is handed over as it is scheduled', async () => {
+    const { app, rc } = recordingDrops({ immediate: true, concurrency: 1 });
+    const ran: string[] = [];
+    const release = deferred();
+    const returned: boolean[] = [];
+    app.use(async (ctx) => {
+      ctx.raincheck(
+        named('first', async () => {
+          await release.promise;
+          ran.push('first');
+        }),
+      );
+      returned.push(ctx.raincheck(named('second', () => ran.push('second'))).cancel()); // waits for the slot
+      ctx.body = 'ok';
+    });
+    await request(app.callback()).get('/').expect(200);
+    release.resolve();
+    await rc.onIdle();
+    expect(returned).to.deep.equal([false]);
+    expect(ran).to.deep.equal(['first', 'second']);
+  });
+
+  it('ignores .coalesce() and .timeout() after .cancel(): the next identical call makes a job of its own', async () => {
+    const { app, rc, drops } = recordingDrops();
+    const ran: number[] = [];
+    const refresh = named('refresh', () => ran.push(1));
+    app.use(async (ctx) => {
+      const first = ctx.raincheck(refresh, 7);
+      first.cancel();
+      first.coalesce().timeout(50); // too late: taken back
+      const again = ctx.raincheck(refresh, 7);
+      ctx.body = String(again.deduped);
+    });
+    const response = await request(app.callback()).get('/').expect(200);
+    await rc.onIdle();
+    expect(response.text).to.equal('false');
+    expect(ran).to.deep.equal([1]);
+    expect(drops.map((d) => d.reason)).to.deep.equal(['cancelled']);
+  });
+
   it('with runAsync: false, skips the cancelled job and goes on with the chain', async () => {
     const { app, rc, drops } = recordingDrops({ runAsync: false });
     const ran: string[] = [];

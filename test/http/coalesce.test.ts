@@ -294,15 +294,64 @@ describe('scheduled.coalesce() and raincheck({ coalesce })', () => {
     expect(rc.stats).to.include({ scheduled: 5, succeeded: 2, coalesced: 3 });
   });
 
+  for (const [title, options] of [
+    ['raincheck({ coalesce: {} }): coalescing with no ttl', { coalesce: {} }],
+    [
+      'raincheck({ coalesce: true, dedupe: false }): coalescing without dedupe',
+      { coalesce: true, dedupe: false },
+    ],
+  ] as const) {
+    it(`${title} runs reindex(42) once for concurrent requests`, async () => {
+      const { app, rc, gate, started, runs } = reindexApp('off', options);
+      await burst(app, 20);
+      await started.promise;
+      gate.resolve();
+      await rc.onIdle();
+      expect(runs()).to.equal(1);
+      expect(rc.stats).to.include({ succeeded: 1, coalesced: 19 });
+    });
+  }
+
+  it('forgets a coalescing job cancelled while it waited for a slot: the next identical one runs', async () => {
+    const { app, rc, gate, started, scheduled, runs } = reindexApp('call', {
+      concurrency: 1,
+      onDrop: () => {},
+    });
+    const blocker = deferred();
+    const blockerStarted = deferred();
+    app.middleware.splice(1, 0, blockOn(blocker.promise, blockerStarted.resolve)); // after raincheck()
+    const { url, close } = await listen(app);
+    try {
+      await request(url).get('/block');
+      await blockerStarted.promise;
+      await request(url).get('/'); // waits for the slot
+      expect(scheduled[0]?.cancel()).to.equal(true);
+      blocker.resolve();
+      await rc.onIdle();
+      await request(url).get('/'); // identical: must run, not join the cancelled one
+      await started.promise;
+      gate.resolve();
+      await rc.onIdle();
+    } finally {
+      await close();
+    }
+    expect(runs()).to.equal(1);
+    expect(rc.stats).to.include({ dropped: 1, coalesced: 0, succeeded: 2 });
+  });
+
   it('throws a TypeError for a ttl that is not a positive number, at the call and in the option', async () => {
     expect(() => appWith({ coalesce: { ttl: 0 } })).to.throw(
       TypeError,
-      'Expected `options.coalesce.ttl` to be a positive number of ms, got `0`',
+      'Expected `options.coalesce.ttl` to be a positive number of ms up to 2147483647, got `0`',
+    );
+    expect(() => appWith({ coalesce: 'yes' as unknown as boolean })).to.throw(
+      TypeError,
+      'Expected `options.coalesce` to be a boolean or an object `{ ttl }`, got `string`',
     );
     const { app } = appWith();
     const thrown: string[] = [];
     app.use(async (ctx) => {
-      for (const bad of [{ ttl: -1 }, { ttl: 'soon' }, 'soon']) {
+      for (const bad of [{ ttl: -1 }, { ttl: 'soon' }, { ttl: Number.POSITIVE_INFINITY }, 'soon']) {
         try {
           ctx.raincheck(() => {}).coalesce(bad as { ttl: number });
         } catch (error) {
@@ -313,9 +362,10 @@ describe('scheduled.coalesce() and raincheck({ coalesce })', () => {
     });
     await request(app.callback()).get('/');
     expect(thrown).to.deep.equal([
-      'TypeError: Expected `options.ttl` to be a positive number of ms, got `-1`',
-      'TypeError: Expected `options.ttl` to be a positive number of ms, got `string`',
-      'TypeError: Expected `options` to be an object, got `string`',
+      'TypeError: Expected `options.ttl` to be a positive number of ms up to 2147483647, got `-1`',
+      'TypeError: Expected `options.ttl` to be a positive number of ms up to 2147483647, got `string`',
+      'TypeError: Expected `options.ttl` to be a positive number of ms up to 2147483647, got `Infinity`',
+      'TypeError: Expected `options` to be an object `{ ttl }`, got `string`',
     ]);
   });
 });
