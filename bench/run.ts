@@ -22,7 +22,7 @@ const scenarios = {
   S5: 'one job, an array of 1,000 small objects',
   S6: 'S2 through schedule(), without ctx (Koa asyncLocalStorage on)',
   S7: 'one job, dedupe: false',
-  S8: 'one async job, ten requests per key, .coalesce()',
+  S8: 'one 20 ms job, ten requests per key, .coalesce()',
 } as const;
 type ScenarioName = keyof typeof scenarios;
 
