@@ -91,18 +91,19 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
 
   /** The job of another request this one joined instead of running (state `'coalesced'`), if it did. */
   get joined(): Job | undefined {
-    return joins.get(this);
+    return this.asked?.joined;
   }
 
   /** How many identical jobs of other requests joined this one instead of running (`coalesce()`). */
   get absorbed(): number {
-    return absorbedCounts.get(this) ?? 0;
+    return this.asked?.absorbed ?? 0;
   }
 
   /** @internal Records that this job joined `target` instead of running. */
   join(target: Job): void {
-    joins.set(this, target);
-    absorbedCounts.set(target, target.absorbed + 1);
+    // Both coalesce, so both have their `asked` record: no WeakMap, whose entries cost the GC.
+    askedOf(this as unknown as Job).joined = target;
+    askedOf(target).absorbed++;
   }
 
   /**
@@ -155,9 +156,6 @@ function captureScope(): AsyncResource {
   return new AsyncResource('koa-raincheck');
 }
 
-/** Coalesced jobs and the job each joined; and how many joined each job. Few jobs have either. */
-const joins = new WeakMap<object, Job>();
-const absorbedCounts = new WeakMap<object, number>();
 /** The dedupe keys read so far (`Job#key`), made once per job. */
 const keys = new WeakMap<object, string>();
 /** Each job's signal, once read, or the reason it was aborted with before it was. */
@@ -284,6 +282,15 @@ export function fingerprintFor(job: Job): void {
   }
 }
 
+/** @internal A coalescing job's dedupe key, made once and kept in its `asked` record. */
+export function keyOfJob(job: Job): string | undefined {
+  const asked = askedOf(job);
+  if (asked.coalesceKey === undefined && job.fingerprint !== undefined) {
+    asked.coalesceKey = keyOf(job.fn, job.fingerprint);
+  }
+  return asked.coalesceKey;
+}
+
 /** @internal What a job's calls asked: see `Job#asked`. */
 export interface Asked {
   /** The timeout the call that made the job set with `.timeout()`. */
@@ -297,11 +304,25 @@ export interface Asked {
    * identical coalescing jobs (0: only while it waits or runs); `undefined`: it does not coalesce.
    */
   coalesceTtl: number | undefined;
+  /** Its dedupe key, as the coalescing index knows it (not cached in `Job#key`'s WeakMap). */
+  coalesceKey: string | undefined;
+  /** The job it joined instead of running. */
+  joined: Job | undefined;
+  /** How many identical jobs of other requests joined it. */
+  absorbed: number;
 }
 
 /** @internal */
 export function askedOf(job: Job): Asked {
-  job.asked ??= { timeoutMs: undefined, timeouts: undefined, withdrawn: 0, coalesceTtl: undefined };
+  job.asked ??= {
+    timeoutMs: undefined,
+    timeouts: undefined,
+    withdrawn: 0,
+    coalesceTtl: undefined,
+    coalesceKey: undefined,
+    joined: undefined,
+    absorbed: 0,
+  };
   return job.asked;
 }
 
