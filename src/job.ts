@@ -199,8 +199,12 @@ export class Scheduled {
     }
     if (this.job.state !== 'waiting') return this; // started: its timer runs already
     const asked = askedOf(this.job);
-    if (this.deduped) (asked.timeouts ??= new Map()).set(this, ms);
-    else asked.timeoutMs = ms;
+    if (this.deduped) {
+      asked.timeouts ??= new Map();
+      asked.timeouts.set(this, ms);
+    } else {
+      asked.timeoutMs = ms;
+    }
     return this;
   }
 

@@ -65,8 +65,8 @@ function hostile(kind: string): unknown {
       return promise;
     }
     case 'thenCallsBoth':
-      // biome-ignore lint/suspicious/noThenProperty: a hostile thenable is the point
       return {
+        // biome-ignore lint/suspicious/noThenProperty: a hostile thenable is the point
         then(resolve: (v: unknown) => void, reject: (e: unknown) => void) {
           resolve(1);
           reject(new Error('late'));
@@ -74,8 +74,8 @@ function hostile(kind: string): unknown {
         },
       };
     case 'thenThrows':
-      // biome-ignore lint/suspicious/noThenProperty: a hostile thenable is the point
       return {
+        // biome-ignore lint/suspicious/noThenProperty: a hostile thenable is the point
         then() {
           throw new Error('then throws');
         },
