@@ -62,7 +62,14 @@ function reindexApp(how: 'call' | 'option' | 'off', options: RaincheckOptions = 
     scheduled.push(call);
     ctx.body = 'ok';
   });
-  return { ...setup, gate, started, scheduled, runs: () => runs };
+  /** `count` concurrent requests; once the first job runs, lets every job end; resolves when all have. */
+  async function burstToEnd(count: number): Promise<void> {
+    await burst(setup.app, count);
+    await started.promise;
+    gate.resolve();
+    await setup.rc.onIdle();
+  }
+  return { ...setup, gate, started, scheduled, runs: () => runs, burstToEnd };
 }
 
 describe('scheduled.coalesce() and raincheck({ coalesce })', () => {
@@ -92,11 +99,8 @@ describe('scheduled.coalesce() and raincheck({ coalesce })', () => {
   }
 
   it('runs it 200 times with coalescing off', async () => {
-    const { app, rc, gate, started, runs } = reindexApp('off', { concurrency: Number.POSITIVE_INFINITY });
-    await burst(app, 200);
-    await started.promise;
-    gate.resolve();
-    await rc.onIdle();
+    const { rc, runs, burstToEnd } = reindexApp('off', { concurrency: Number.POSITIVE_INFINITY });
+    await burstToEnd(200);
     expect(runs()).to.equal(200);
     expect(rc.stats).to.include({ succeeded: 200, coalesced: 0 });
   });
@@ -302,11 +306,8 @@ describe('scheduled.coalesce() and raincheck({ coalesce })', () => {
     ],
   ] as const) {
     it(`${title} runs reindex(42) once for concurrent requests`, async () => {
-      const { app, rc, gate, started, runs } = reindexApp('off', options);
-      await burst(app, 20);
-      await started.promise;
-      gate.resolve();
-      await rc.onIdle();
+      const { rc, runs, burstToEnd } = reindexApp('off', options);
+      await burstToEnd(20);
       expect(runs()).to.equal(1);
       expect(rc.stats).to.include({ succeeded: 1, coalesced: 19 });
     });
