@@ -1,32 +1,61 @@
-import { type Job, keyOfJob } from './job.js';
+import type { Asked, Job } from './job.js';
+import { keyOf } from './key.js';
 
 /**
- * The jobs that identical coalescing jobs of other requests join instead of running: by dedupe key, each
- * one while it waits for a slot or runs, and a job that succeeded for its `ttl` after that. Nothing else
- * is kept, so the index does not grow with traffic: an entry goes when its job fails or times out, when
- * it succeeds without a ttl, or once its ttl is over (when an identical job looks it up, or at the latest
- * at the next sweep: one unref'd timer for the whole index, every shortest ttl, not one per job).
+ * The jobs that identical coalescing jobs of other requests join instead of running: each one while it
+ * waits for a slot or runs, and a job that succeeded for its `ttl` after that. Nothing else is kept, so
+ * the index does not grow with traffic: an entry goes when its job fails or times out, when it succeeds
+ * without a ttl, or once its ttl is over (when an identical job looks it up, or at the latest at the next
+ * sweep: one unref'd timer for the whole index, every shortest ttl, not one per job).
+ *
+ * Jobs are found by function, then argument, when called with no argument or one primitive, the common
+ * case (`reindex(42)`): no key string is built, nor hashed, for them. Other calls go by their dedupe key.
+ * Either way two jobs meet exactly when dedupe would collapse them (see `sameFingerprint`: a Map's
+ * SameValueZero is the same equality for one primitive).
  */
 export class CoalescingIndex {
-  readonly #byKey = new Map<string, Entry>();
+  /** Jobs called with no argument or one primitive: a map per function, by that argument. */
+  readonly #byFunction = new WeakMap<object, Map<unknown, Entry>>();
+  /** The other jobs, by dedupe key (the function's id and the arguments' fingerprint, as a string). */
+  readonly #byKey = new Map<unknown, Entry>();
+  /** The maps that hold jobs within their ttl: what the sweep looks through. */
+  readonly #expiring = new Set<Map<unknown, Entry>>();
   #sweeper: NodeJS.Timeout | undefined;
   #sweepEvery = Number.POSITIVE_INFINITY;
 
   /**
    * The job `job` should join, if there is one; otherwise `job` becomes the one that later identical jobs
-   * join, and `undefined` is returned. A job without a key (arguments that cannot be fingerprinted) never
-   * coalesces.
+   * join, and `undefined` is returned. A job without a fingerprint (arguments that cannot be fingerprinted)
+   * never coalesces. `job` has its `asked` record (it coalesces).
    */
   joinOrEnter(job: Job): Job | undefined {
-    const key = keyOfJob(job);
-    if (key === undefined) return undefined;
-    const entry = this.#byKey.get(key);
+    const fingerprint = job.fingerprint;
+    if (fingerprint === undefined) return undefined;
+    let map: Map<unknown, Entry>;
+    let key: unknown;
+    if (typeof fingerprint !== 'string' && fingerprint.length <= 1) {
+      map = this.#byFunction.get(job.fn) ?? this.#newMap(job.fn);
+      key = fingerprint.length === 0 ? NO_ARGUMENTS : fingerprint[0];
+    } else {
+      map = this.#byKey;
+      key = keyOf(job.fn, fingerprint);
+    }
+    const entry = map.get(key);
     // Infinity while its job waits or runs: no clock read for that, the common case.
     if (entry !== undefined && entry.job !== job) {
       if (entry.expires === Number.POSITIVE_INFINITY || entry.expires > performance.now()) return entry.job;
     }
-    this.#byKey.set(key, { job, expires: Number.POSITIVE_INFINITY });
+    map.set(key, { job, expires: Number.POSITIVE_INFINITY });
+    const asked = job.asked as Asked;
+    asked.coalesceIn = map;
+    asked.coalesceKey = key;
     return undefined;
+  }
+
+  #newMap(fn: object): Map<unknown, Entry> {
+    const map = new Map<unknown, Entry>();
+    this.#byFunction.set(fn, map);
+    return map;
   }
 
   /**
@@ -34,14 +63,17 @@ export class CoalescingIndex {
    * a job that succeeded, with a ttl, stays: for its ttl, counted from now.
    */
   ended(job: Job, ttl: number): void {
-    const key = keyOfJob(job) as string;
-    const entry = this.#byKey.get(key);
+    const map = job.asked?.coalesceIn as Map<unknown, Entry> | undefined;
+    if (map === undefined) return; // it never entered the index
+    const key = (job.asked as Asked).coalesceKey;
+    const entry = map.get(key);
     if (entry === undefined || entry.job !== job) return;
     if (job.state !== 'succeeded' || ttl === 0) {
-      this.#byKey.delete(key);
+      map.delete(key);
       return;
     }
     entry.expires = performance.now() + ttl;
+    this.#expiring.add(map);
     if (ttl < this.#sweepEvery || this.#sweeper === undefined) this.#sweepAt(Math.min(ttl, this.#sweepEvery));
   }
 
@@ -54,14 +86,24 @@ export class CoalescingIndex {
   /** Lets go of the jobs whose ttl is over; stops sweeping once none is left. */
   #sweep(): void {
     const now = performance.now();
-    for (const [key, entry] of this.#byKey) if (entry.expires <= now) this.#byKey.delete(key);
-    if (this.#byKey.size === 0) {
+    for (const map of this.#expiring) {
+      let expiring = false;
+      for (const [key, entry] of map) {
+        if (entry.expires <= now) map.delete(key);
+        else if (entry.expires !== Number.POSITIVE_INFINITY) expiring = true;
+      }
+      if (!expiring) this.#expiring.delete(map);
+    }
+    if (this.#expiring.size === 0) {
       clearInterval(this.#sweeper);
       this.#sweeper = undefined;
       this.#sweepEvery = Number.POSITIVE_INFINITY;
     }
   }
 }
+
+/** The key of a call with no argument, in its function's map. */
+const NO_ARGUMENTS = Symbol('no arguments');
 
 interface Entry {
   readonly job: Job;

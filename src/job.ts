@@ -286,15 +286,6 @@ export function fingerprintFor(job: Job): void {
   }
 }
 
-/** @internal A coalescing job's dedupe key, made once and kept in its `asked` record. */
-export function keyOfJob(job: Job): string | undefined {
-  const asked = askedOf(job);
-  if (asked.coalesceKey === undefined && job.fingerprint !== undefined) {
-    asked.coalesceKey = keyOf(job.fn, job.fingerprint);
-  }
-  return asked.coalesceKey;
-}
-
 /** @internal What a job's calls asked: see `Job#asked`. */
 export interface Asked {
   /** The timeout the call that made the job set with `.timeout()`. */
@@ -308,8 +299,12 @@ export interface Asked {
    * identical coalescing jobs (0: only while it waits or runs); `undefined`: it does not coalesce.
    */
   coalesceTtl: number | undefined;
-  /** Its dedupe key, as the coalescing index knows it (not cached in `Job#key`'s WeakMap). */
-  coalesceKey: string | undefined;
+  /**
+   * Where the coalescing index keeps the job while others may join it (one of its maps), and under which
+   * key: its own business (src/coalesce.ts), kept here so that a job that ends finds its entry at once.
+   */
+  coalesceIn: Map<unknown, unknown> | undefined;
+  coalesceKey: unknown;
   /** The job it joined instead of running. */
   joined: Job | undefined;
   /** How many identical jobs of other requests joined it. */
@@ -323,6 +318,7 @@ export function askedOf(job: Job): Asked {
     timeouts: undefined,
     withdrawn: 0,
     coalesceTtl: undefined,
+    coalesceIn: undefined,
     coalesceKey: undefined,
     joined: undefined,
     absorbed: 0,

@@ -243,12 +243,17 @@ describe('scheduled.coalesce() and raincheck({ coalesce })', () => {
   it('keeps no job once its ttl is over, nor a failed one: the index does not grow with traffic', async () => {
     const { app, rc } = appWith({ coalesce: { ttl: 20 }, onError: () => {} });
     const refs: Array<WeakRef<object>> = [];
+    // One function for every request: the index keeps its jobs with one primitive argument by function.
+    const byId = async (id: number) => {
+      if (id % 2 === 1) throw new Error('odd');
+    };
     app.use(async (ctx) => {
       const payload = { id: Number(ctx.query.id) };
       refs.push(new WeakRef(payload));
       ctx.raincheck(async (p: { id: number }) => {
         if (p.id % 2 === 1) throw new Error('odd');
       }, payload);
+      refs.push(new WeakRef(ctx.raincheck(byId, payload.id).job));
       ctx.body = 'ok';
     });
     for (let id = 0; id < 20; id++) await request(app.callback()).get(`/?id=${id}`);
@@ -338,6 +343,63 @@ describe('scheduled.coalesce() and raincheck({ coalesce })', () => {
     }
     expect(runs()).to.equal(1);
     expect(rc.stats).to.include({ dropped: 1, coalesced: 0, succeeded: 2 });
+  });
+
+  it('joins exactly the jobs dedupe would collapse: the same function, equal arguments, of any kind', async () => {
+    const { app, rc } = appWith({ coalesce: true });
+    const gate = deferred();
+    const runs = new Map<string, number>();
+    const job =
+      (name: string) =>
+      async (..._args: unknown[]) => {
+        runs.set(name, (runs.get(name) ?? 0) + 1);
+        await gate.promise;
+      };
+    const a = job('a');
+    const b = job('b');
+    // Each row: a call, and the class of calls it must meet (one run per class).
+    const calls: Array<[string, () => [(...args: unknown[]) => unknown, ...unknown[]]]> = [
+      ['a()', () => [a]],
+      ['a()', () => [a]],
+      ['b()', () => [b]],
+      ['a(42)', () => [a, 42]],
+      ['a(42)', () => [a, 42]],
+      ["a('42')", () => [a, '42']],
+      ['a(0)', () => [a, 0]],
+      ['a(0)', () => [a, -0]],
+      ['a(NaN)', () => [a, Number.NaN]],
+      ['a(NaN)', () => [a, Number.NaN]],
+      ['a(undefined)', () => [a, undefined]],
+      ['a(null)', () => [a, null]],
+      ['a(1n)', () => [a, 1n]],
+      ['a(1n)', () => [a, 1n]],
+      ['a(a)', () => [a, a]],
+      ['a(b)', () => [a, b]],
+      ['b(42)', () => [b, 42]],
+      ['a({ id: 1 })', () => [a, { id: 1 }]],
+      ['a({ id: 1 })', () => [a, { id: 1 }]],
+      ['a({ id: 2 })', () => [a, { id: 2 }]],
+      ["a(1, 'x')", () => [a, 1, 'x']],
+      ["a(1, 'x')", () => [a, 1, 'x']],
+      ["a(1, 'y')", () => [a, 1, 'y']],
+      ["a('1', 'x')", () => [a, '1', 'x']],
+    ];
+    const classes = new Set(calls.map(([name]) => name));
+    app.use(async (ctx) => {
+      const [fn, ...args] = (calls[Number(ctx.query.i)] as (typeof calls)[number])[1]();
+      ctx.raincheck(fn, ...args).coalesce();
+      ctx.body = 'ok';
+    });
+    for (let i = 0; i < calls.length; i++) {
+      await request(app.callback()).get(`/?i=${i}`);
+      // Its response is over once its job is released: wait for that, so that jobs meet while they run.
+      while (rc.stats.awaitingResponse > 0) await new Promise(setImmediate);
+    }
+    expect(rc.stats).to.include({ running: classes.size, coalesced: calls.length - classes.size });
+    gate.resolve();
+    await rc.onIdle();
+    expect([...runs.values()].reduce((x, y) => x + y)).to.equal(classes.size);
+    expect(rc.stats).to.include({ succeeded: classes.size, coalesced: calls.length - classes.size });
   });
 
   it('throws a TypeError for a ttl that is not a positive number, at the call and in the option', async () => {
