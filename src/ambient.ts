@@ -2,10 +2,11 @@ import type { AsyncLocalStorage } from 'node:async_hooks';
 import type Koa from 'koa';
 import { RaincheckOutsideRequestError } from './errors.js';
 import { instrument } from './instrument.js';
-import { Job, Scheduled } from './job.js';
+import { Job } from './job.js';
 import { callJob } from './job-context.js';
 import { isThenable, warnJobFailed } from './report.js';
 import { type RaincheckContext, RUNNER, WRAPPED } from './schedule.js';
+import { Scheduled } from './scheduled.js';
 import { typeName } from './type-name.js';
 
 /**

@@ -1,5 +1,5 @@
-import type { Scheduled } from './job.js';
 import { raincheck } from './middleware.js';
+import type { Scheduled } from './scheduled.js';
 
 export {
   type OutsideRequest,
@@ -16,12 +16,13 @@ export {
   RaincheckOverflowError,
   RaincheckTimeoutError,
 } from './errors.js';
-export { Job, type JobState, Scheduled } from './job.js';
+export { Job, type JobState } from './job.js';
 export { jobReporter, jobSignal } from './job-context.js';
 export { type RaincheckMiddleware, raincheck } from './middleware.js';
 export { type DropReason, type RaincheckOptions, type ResponseOutcome, succeeded } from './options.js';
 export type { DrainResult, RaincheckStats } from './runner.js';
 export { QUEUE } from './schedule.js';
+export { Scheduled } from './scheduled.js';
 export default raincheck;
 
 declare module 'koa' {

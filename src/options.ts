@@ -2,7 +2,7 @@ import { debuglog } from 'node:util';
 import type { Context } from 'koa';
 import { describe, type RaincheckJobError } from './errors.js';
 import type { Job } from './job.js';
-import { checkTtl } from './job.js';
+import { checkTtl } from './scheduled.js';
 import { typeName } from './type-name.js';
 
 // Where the adapters (and older imports) find it.

@@ -1,9 +1,10 @@
 import type { Context } from 'koa';
-import { Job, type JobGroup, Scheduled } from './job.js';
+import { Job, type JobGroup } from './job.js';
 import { type Fingerprint, fingerprintOf, keyOf, sameFingerprint } from './key.js';
 import type { ResponseOutcome } from './options.js';
 import { onResponseEnd, wasAborted } from './response-end.js';
 import type { Runner } from './runner.js';
+import { Scheduled } from './scheduled.js';
 
 /** How many deduped jobs a request may have before they are looked up by key instead of one by one. */
 const INDEX_AFTER = 16;

@@ -1,7 +1,7 @@
 import type { Context } from 'koa';
-import type { Scheduled } from './job.js';
 import { RequestQueue } from './request-queue.js';
 import type { Runner } from './runner.js';
+import type { Scheduled } from './scheduled.js';
 import { typeName } from './type-name.js';
 
 /**
