@@ -81,7 +81,8 @@ export class RaincheckEnqueueError extends Error {
     jobId?: string,
   ) {
     const givingUp = attempt >= attempts;
-    const id = jobId === undefined ? '' : `job id ${jobId}; `;
+    // The job's data stays out of the message, which logs print (emails, tokens): it is on `data`.
+    const id = jobId === undefined ? '' : `; job id ${jobId}`;
     const late =
       jobId === undefined || !givingUp
         ? ''
@@ -89,7 +90,7 @@ export class RaincheckEnqueueError extends Error {
     super(
       `koa-raincheck: could not add job ${jobName} to queue ${queue} ` +
         `(attempt ${attempt} of ${attempts}, ${givingUp ? 'giving up' : 'retrying'}): ` +
-        `${cause instanceof Error ? cause.message : String(cause)}; ${id}data: ${safeJson(data)}${late}`,
+        `${cause instanceof Error ? cause.message : String(cause)}${id}${late}`,
       { cause },
     );
     this.queue = queue;
@@ -175,13 +176,4 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   });
   promise.catch(() => {}); // a late rejection after the timeout must not go unhandled
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-function safeJson(data: unknown): string {
-  try {
-    const json = JSON.stringify(data) ?? String(data);
-    return json.length > 200 ? `${json.slice(0, 200)}…` : json;
-  } catch {
-    return String(data);
-  }
 }
