@@ -1,3 +1,5 @@
+// From node:perf_hooks, not the global: `globalThis.performance` is a lazy getter, run on every read.
+import { performance } from 'node:perf_hooks';
 import type { Asked, Job } from './job.js';
 import { keyOf } from './key.js';
 

@@ -1,4 +1,5 @@
 import { channel } from 'node:diagnostics_channel';
+import { performance } from 'node:perf_hooks';
 import type { Context } from 'koa';
 import { describe, RaincheckJobError } from './errors.js';
 import type { Job } from './job.js';

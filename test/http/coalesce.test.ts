@@ -30,17 +30,26 @@ async function burst(app: Koa, count: number, path = '/'): Promise<number[]> {
 }
 
 /**
- * A middleware (to put first, after raincheck()) that answers `GET /block` with a job holding a slot until
- * `until` resolves; other paths go on.
+ * Takes the app's slot (`concurrency: 1`): a middleware, put right after raincheck(), answers `GET /block`
+ * with a job that holds a slot until `release()`; `occupy(url)` asks for it and waits until that job runs.
  */
-function blockOn(until: Promise<void>, started: () => void): Koa.Middleware {
-  return async (ctx, next) => {
+function slotBlocker(app: Koa) {
+  const until = deferred();
+  const started = deferred();
+  app.middleware.splice(1, 0, async (ctx, next) => {
     if (ctx.path !== '/block') return next();
     ctx.raincheck(async function blocker() {
-      started();
-      await until;
+      started.resolve();
+      await until.promise;
     });
     ctx.body = 'blocking';
+  });
+  return {
+    async occupy(url: string): Promise<void> {
+      await request(url).get('/block');
+      await started.promise;
+    },
+    release: until.resolve,
   };
 }
 
@@ -108,19 +117,16 @@ describe('scheduled.coalesce() and raincheck({ coalesce })', () => {
   it('joins a job waiting for a slot too, and takes neither a slot nor a waiting place', async () => {
     // One slot, one waiting place: without coalescing, the third of these jobs would overflow.
     const { app, rc, gate, started, runs } = reindexApp('option', { concurrency: 1, maxWaiting: 1 });
-    const blocker = deferred();
-    const blockerStarted = deferred();
-    app.middleware.splice(1, 0, blockOn(blocker.promise, blockerStarted.resolve)); // after raincheck()
+    const slot = slotBlocker(app);
     const { url, close } = await listen(app);
     try {
-      await request(url).get('/block');
-      await blockerStarted.promise;
+      await slot.occupy(url);
       await Promise.all(Array.from({ length: 20 }, () => request(url).get('/')));
     } finally {
       await close();
     }
     expect(rc.stats).to.include({ running: 1, waiting: 1, coalesced: 19, dropped: 0 });
-    blocker.resolve();
+    slot.release();
     await started.promise;
     gate.resolve();
     await rc.onIdle();
@@ -216,13 +222,10 @@ describe('scheduled.coalesce() and raincheck({ coalesce })', () => {
 
   it('cannot cancel a job that others joined: their work; a coalesced call cannot be cancelled either', async () => {
     const { app, rc, gate, started, scheduled } = reindexApp('option', { concurrency: 1 });
-    const blocker = deferred();
-    const blockerStarted = deferred();
-    app.middleware.splice(1, 0, blockOn(blocker.promise, blockerStarted.resolve)); // after raincheck()
+    const slot = slotBlocker(app);
     const { url, close } = await listen(app);
     try {
-      await request(url).get('/block');
-      await blockerStarted.promise;
+      await slot.occupy(url);
       await request(url).get('/'); // waits for the slot
       await request(url).get('/'); // joins it
     } finally {
@@ -233,7 +236,7 @@ describe('scheduled.coalesce() and raincheck({ coalesce })', () => {
     expect(joinedCall?.job.state).to.equal('coalesced');
     expect(waitingCall?.cancel()).to.equal(false);
     expect(joinedCall?.cancel()).to.equal(false);
-    blocker.resolve();
+    slot.release();
     await started.promise;
     gate.resolve();
     await rc.onIdle();
@@ -323,16 +326,13 @@ describe('scheduled.coalesce() and raincheck({ coalesce })', () => {
       concurrency: 1,
       onDrop: () => {},
     });
-    const blocker = deferred();
-    const blockerStarted = deferred();
-    app.middleware.splice(1, 0, blockOn(blocker.promise, blockerStarted.resolve)); // after raincheck()
+    const slot = slotBlocker(app);
     const { url, close } = await listen(app);
     try {
-      await request(url).get('/block');
-      await blockerStarted.promise;
+      await slot.occupy(url);
       await request(url).get('/'); // waits for the slot
       expect(scheduled[0]?.cancel()).to.equal(true);
-      blocker.resolve();
+      slot.release();
       await rc.onIdle();
       await request(url).get('/'); // identical: must run, not join the cancelled one
       await started.promise;
