@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import Koa from 'koa';
 import request from 'supertest';
 import { type BullmqQueueLike, bullmq, RaincheckEnqueueError } from '../../src/adapters/bullmq.js';
-import { RaincheckJobError, raincheck } from '../../src/index.js';
+import { RaincheckJobError, type RaincheckMiddleware, raincheck } from '../../src/index.js';
 import { getAll, startChild } from '../child.js';
 import { appWith, deferred } from '../helpers.js';
 import { redisConnection, useServer, whenServer } from '../servers.js';
@@ -51,6 +51,15 @@ whenServer('redis', 'the koa-raincheck/bullmq suite', () => {
           await queue.obliterate({ force: true }).catch(() => {});
           await queue.close();
         });
+
+        /** One request whose jobs all find Redis cut off (afterEach restores it if this fails). */
+        async function requestWhileCut(app: Koa, rc: RaincheckMiddleware): Promise<void> {
+          await queue.waitUntilReady();
+          await redis().cut();
+          await request(app.callback()).get('/').expect(200);
+          await rc.onIdle();
+          await redis().restore();
+        }
 
         it('adds exactly one job after a successful response, and a worker consumes it', async () => {
           const { app, rc, errors } = appWith();
@@ -165,14 +174,7 @@ whenServer('redis', 'the koa-raincheck/bullmq suite', () => {
             ctx.raincheck(toQueue, 'invoice', { order: 7 });
             ctx.body = 'ok';
           });
-          await queue.waitUntilReady();
-          await redis().cut();
-          try {
-            await request(app.callback()).get('/').expect(200);
-            await rc.onIdle();
-          } finally {
-            await redis().restore();
-          }
+          await requestWhileCut(app, rc);
           const messages = errors.map(({ error }) => (error as Error).message);
           expect(messages).to.have.length(2);
           expect(messages[0]).to.match(/\(attempt 1 of 2, retrying\)/);
@@ -193,14 +195,7 @@ whenServer('redis', 'the koa-raincheck/bullmq suite', () => {
             ctx.raincheck(toQueue, 'invoice', { order: 9 }, jobId);
             ctx.body = 'ok';
           });
-          await queue.waitUntilReady();
-          await redis().cut();
-          try {
-            await request(app.callback()).get('/').expect(200);
-            await rc.onIdle();
-          } finally {
-            await redis().restore();
-          }
+          await requestWhileCut(app, rc);
           expect(rc.stats).to.include({ failed: 1 });
           const reported = errors.at(-1)?.error as RaincheckJobError;
           const gaveUp = reported.cause as RaincheckEnqueueError;
