@@ -1,8 +1,14 @@
-import type { Middleware } from 'koa';
+import Koa, { type Middleware } from 'koa';
 import { rememberApp } from './ambient.js';
 import { type RaincheckOptions, resolveOptions } from './options.js';
 import { type DrainResult, type RaincheckStats, Runner } from './runner.js';
-import { type RaincheckContext, RUNNER, scheduleOnContext, watchDownstream } from './schedule.js';
+import {
+  type RaincheckContext,
+  RUNNER,
+  scheduleOnContext,
+  scheduleUnmounted,
+  watchDownstream,
+} from './schedule.js';
 import { typeName } from './type-name.js';
 
 /** The middleware `raincheck()` returns, with a way to wait for its jobs. */
@@ -25,6 +31,16 @@ export interface RaincheckMiddleware extends Middleware {
   readonly stats: RaincheckStats;
 }
 
+// Every Koa context has `ctx.raincheck` from the moment this module loads: on a request that did not pass
+// through raincheck() it throws the error that names the fix. The base context object is the prototype of
+// each app's `app.context`; Koa exports no other handle on it. An app of another copy of Koa (two in one
+// tree) gets the method on its first request through raincheck(), as before.
+Object.defineProperty(Object.getPrototypeOf(new Koa().context), 'raincheck', {
+  value: scheduleUnmounted,
+  configurable: true,
+  writable: true,
+});
+
 /**
  * Makes `ctx.raincheck(fn, ...args)` available to the middleware after this one.
  * @throws {TypeError} when an option is unknown or of the wrong type.
@@ -39,7 +55,8 @@ export function raincheck(options?: RaincheckOptions): RaincheckMiddleware {
     if (ctx[RUNNER] !== undefined) return next();
     ctx[RUNNER] = runner;
     if (ctx.raincheck !== scheduleOnContext) {
-      // Once per app: ctx.raincheck on its context prototype, and its context storage for schedule().
+      // Once per app (its own context still inherits scheduleUnmounted): ctx.raincheck on its context
+      // prototype, and its context storage for schedule().
       Object.defineProperty(ctx.app.context, 'raincheck', {
         value: scheduleOnContext,
         configurable: true,

@@ -47,15 +47,28 @@ function notAFunction(fn: unknown): TypeError {
   return new TypeError(`Expected \`fn\` to be a function, got \`${typeName(fn)}\``);
 }
 
+/**
+ * `ctx.raincheck` of every Koa context that no `raincheck()` has served yet (see middleware.ts): a request
+ * that did not pass through the middleware (mounted after the route, or not at all) gets the error that
+ * names the fix, from the app's first request on, instead of "ctx.raincheck is not a function".
+ */
+export function scheduleUnmounted(this: RaincheckContext, fn: unknown, ...args: unknown[]): Scheduled {
+  if (this === null || typeof this !== 'object') throw notCalledOnContext();
+  if (this[RUNNER] === undefined) throw notMounted();
+  return scheduleOnContext.call(this, fn, ...args);
+}
+
+function notMounted(): Error {
+  return new Error(
+    'ctx.raincheck() was called on a request that did not pass through the raincheck() middleware: ' +
+      'app.use(raincheck()) must come before the middleware that schedules jobs',
+  );
+}
+
 /** The request's queue, made on first use so that requests that schedule nothing pay nothing for it. */
 function newQueue(ctx: RaincheckContext): RequestQueue {
   const runner = ctx[RUNNER];
-  if (runner === undefined) {
-    throw new Error(
-      'ctx.raincheck() was called on a request that did not pass through the raincheck() middleware: ' +
-        'app.use(raincheck()) must come before the middleware that schedules jobs',
-    );
-  }
+  if (runner === undefined) throw notMounted();
   const queue = new RequestQueue(ctx, runner);
   // Kept on ctx, where code that replaces ctx.state cannot lose it; shown on ctx.state, the documented place.
   ctx[QUEUE] = queue;

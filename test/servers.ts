@@ -4,7 +4,7 @@
 // through a loopback proxy they can cut and restore: an outage, even on a server this run does not own.
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, realpathSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -192,10 +192,14 @@ async function startProxy(url: string, kind: ServerKind): Promise<TestServer & {
   };
 }
 
-/** `name` on PATH, or (for PostgreSQL's) where Debian's postgresql package puts it. */
-function findBin(name: string): string | undefined {
+/**
+ * `name` on PATH, or (for PostgreSQL's) where Debian's postgresql package puts it. The real path, symlinks
+ * resolved: as root, PostgreSQL's binaries run as the `postgres` user, who may not enter the PATH directory
+ * that holds a symlink to them (a private bin directory of root's), and would fail with "Permission denied".
+ */
+export function findBin(name: string): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(':')) {
-    if (dir !== '' && existsSync(join(dir, name))) return join(dir, name);
+    if (dir !== '' && existsSync(join(dir, name))) return realpathSync(join(dir, name));
   }
   if (name === 'redis-server' || !existsSync('/usr/lib/postgresql')) return undefined;
   for (const version of readdirSync('/usr/lib/postgresql').sort(byNumber).reverse()) {

@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream';
 import { expect } from 'chai';
-import type Koa from 'koa';
+import Koa from 'koa';
 import request from 'supertest';
-import { Scheduled } from '../../src/index.js';
+import { raincheck, Scheduled } from '../../src/index.js';
 import { appWith, deferred, requestIds, Timeline } from '../helpers.js';
 
 /** How long the slow job works: far longer than the response takes. */
@@ -170,6 +170,42 @@ describe('ctx.raincheck(fn, ...args)', () => {
     await request(other.callback()).get('/').expect(200);
     expect(thrown).to.be.instanceOf(Error);
     expect((thrown as Error).message).to.match(/did not pass through the raincheck\(\) middleware/);
+  });
+
+  for (const [mounting, mount] of [
+    ['mounted after the route', (app: Koa) => app.use(raincheck())],
+    ['not mounted at all', (_app: Koa) => {}],
+  ] as const) {
+    it(`throws the error that names the fix on the app's very first request, raincheck() ${mounting}`, async () => {
+      const app = new Koa(); // a new app: no request has passed through raincheck() in it
+      let thrown: unknown;
+      app.use(async (ctx, next) => {
+        try {
+          ctx.raincheck(() => {});
+        } catch (error) {
+          thrown = error;
+        }
+        ctx.body = 'ok';
+        await next();
+      });
+      mount(app);
+      await request(app.callback()).get('/').expect(200);
+      expect(thrown).to.be.instanceOf(Error);
+      expect((thrown as Error).message).to.match(
+        /did not pass through the raincheck\(\) middleware: app\.use\(raincheck\(\)\) must come before/,
+      );
+    });
+  }
+
+  it('keeps ctx.raincheck out of what Koa shows of ctx (inspect, toJSON, keys)', async () => {
+    const app = new Koa();
+    let shown: unknown;
+    app.use((ctx) => {
+      shown = [Object.keys(ctx), JSON.stringify(ctx), Object.keys(ctx.app.context)];
+      ctx.body = 'ok';
+    });
+    await request(app.callback()).get('/').expect(200);
+    expect(JSON.stringify(shown)).not.to.include('raincheck');
   });
 
   it('loses no job when a handler replaces ctx.state after scheduling', async () => {
