@@ -1,9 +1,12 @@
-// Every fenced block of README.md and docs/*.md is checked or run, so that none can silently rot:
+// Every fenced block of README.md, docs/*.md, CONTRIBUTING.md and CHANGELOG.md is checked or run, so that
+// none can silently rot:
 // js and ts blocks are type-checked in one tsc run (free names declared by stubs), the blocks marked
 // `<!-- docs-test: run NAME -->` are also run as pasted (test/docs/runs.ts says how), sh blocks may only hold
 // commands that are checked (`npm run` of a real script, `npm install` of a meant package, curl lines that are
 // the requests of a run), and a block in any other language fails. The blocks import `koa-raincheck` as users
 // do: the scratch files sit inside this package, so the name resolves to it through its `exports` (dist/).
+// Links must work where the docs are read: the Markdown the tarball ships links only to what it ships (see
+// test/docs/links.ts), and no text is repeated between files.
 import {
   existsSync,
   mkdirSync,
@@ -17,7 +20,8 @@ import {
 import path from 'node:path';
 import { expect } from 'chai';
 import { allBlocks, type Block, docFiles, prose, root, where } from './docs/blocks.js';
-import { checkLinks } from './docs/links.js';
+import { checkLinks, type LinkContext, packedFiles, repositoryAddress } from './docs/links.js';
+import { repeats } from './docs/repeats.js';
 import { type RunResult, runFile, writeRunnable } from './docs/run-block.js';
 import { type HttpRequest, runs } from './docs/runs.js';
 import { type CurlRequest, checkInlineNpmRuns, checkNpm, checkShell } from './docs/shell.js';
@@ -153,8 +157,69 @@ describe('README and docs: every code block is checked or run', function () {
     expect(checkShell('make test\n', () => 'x', false).problems).to.have.length(1);
   });
 
-  it('links only to files and headings that exist', () => {
-    expect(docFiles().flatMap(checkLinks)).to.deep.equal([]);
+  describe('links work on GitHub, on the registry page and in node_modules', () => {
+    const manifest = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
+    let context: LinkContext;
+
+    before(async function () {
+      this.timeout(30_000);
+      context = { packed: await packedFiles(), repository: repositoryAddress(manifest.repository) };
+    });
+
+    it("names the repository in package.json's repository, homepage and bugs", () => {
+      expect(manifest.repository).to.deep.equal({ type: 'git', url: `git+${context.repository}.git` });
+      expect(context.repository).to.match(/^https:\/\/github\.com\/[\w.-]+\/[\w.-]+$/);
+      expect(manifest.homepage).to.equal(`${context.repository}#readme`);
+      expect(manifest.bugs).to.equal(`${context.repository}/issues`);
+    });
+
+    it('ships README.md, CHANGELOG.md and every page of docs/ (and not CONTRIBUTING.md)', () => {
+      const pages = docFiles().filter((doc) => doc !== 'CONTRIBUTING.md');
+      expect(pages.filter((doc) => !context.packed.has(doc))).to.deep.equal([]);
+      expect(context.packed.has('CONTRIBUTING.md')).to.equal(false);
+    });
+
+    it('links, from every Markdown file the tarball ships, only to files and headings it ships', () => {
+      const shipped = [...context.packed].filter((file) => file.endsWith('.md'));
+      const docs = [...new Set([...docFiles(), ...shipped])];
+      const problems = docs.flatMap((doc) =>
+        checkLinks(doc, readFileSync(path.join(root, doc), 'utf8'), context),
+      );
+      expect(problems).to.deep.equal([]);
+    });
+
+    it('finds a link to an unshipped file, a missing heading, and a repository URL to a shipped file', () => {
+      const url = `${context.repository}/blob/main`;
+      const text = [
+        '[a script](bench/run.ts), [a heading](docs/semantics.md#no-such-heading), [docs](docs/faq.md),',
+        `[by URL](${url}/docs/faq.md), [nothing](${url}/no-such-file.md), [contributing](${url}/CONTRIBUTING.md)`,
+      ].join('\n');
+      expect(
+        checkLinks('README.md', text, context).map((p) => p.replace(/^.*?: link to (\S+): .*$/, '$1')),
+      ).to.deep.equal([
+        'bench/run.ts',
+        'docs/semantics.md#no-such-heading',
+        `${url}/docs/faq.md`,
+        `${url}/no-such-file.md`,
+      ]);
+      // A file the tarball does not ship may link to any file of the repository.
+      expect(checkLinks('CONTRIBUTING.md', '[the runs](test/docs/runs.ts)', context)).to.deep.equal([]);
+    });
+  });
+
+  it('repeats no sentence or table row between the README, docs/ and CONTRIBUTING.md', () => {
+    const docs = docFiles()
+      .filter((doc) => doc !== 'CHANGELOG.md')
+      .map((doc) => ({ doc, text: readFileSync(path.join(root, doc), 'utf8') }));
+    expect(repeats(docs)).to.deep.equal([]);
+    // And the check can fail.
+    const twice = 'A job runs in the same process, from memory, right after the response has been sent.';
+    expect(
+      repeats([
+        { doc: 'a.md', text: `${twice}\n` },
+        { doc: 'b.md', text: `- ${twice}\n` },
+      ]),
+    ).to.have.length(1);
   });
 
   describe('runs the blocks that make an app or a script, as pasted', () => {

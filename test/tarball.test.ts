@@ -98,7 +98,19 @@ describe('the packed tarball, installed in a new app', function () {
     const files = await filesIn(pkg);
     const top = [...new Set(files.map((f) => f.split('/')[0]))].sort();
     const changelog = (await exists(path.join(root, 'CHANGELOG.md'))) ? ['CHANGELOG.md'] : [];
-    expect(top).to.deep.equal([...changelog, 'LICENSE', 'README.md', 'dist', 'package.json', 'src']);
+    expect(top).to.deep.equal([
+      ...changelog,
+      'LICENSE',
+      'README.md',
+      'bench',
+      'dist',
+      'docs',
+      'package.json',
+      'src',
+    ]);
+    // The docs the README links to, and the benchmark's figures the performance page links to; no bench code.
+    expect(files.filter((f) => f.startsWith('bench/'))).to.deep.equal(['bench/RESULTS.md']);
+    expect(files).to.include.members(['docs/semantics.md', 'docs/faq.md', 'docs/comparison.md']);
     const manifest = JSON.parse(await readFile(path.join(pkg, 'package.json'), 'utf8'));
     for (const target of Object.values<Record<string, string> | string>(manifest.exports)) {
       for (const file of typeof target === 'string' ? [target] : Object.values(target)) {

@@ -1,5 +1,6 @@
-// Reads the fenced code blocks of the README and docs/*.md, with where they are and the marker before them.
-import { readdirSync, readFileSync } from 'node:fs';
+// Reads the fenced code blocks of the Markdown files (README, docs/, CONTRIBUTING, CHANGELOG), with where they
+// are and the marker before them.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 /** A marker in an HTML comment right before a block: `<!-- docs-test: run NAME -->`. */
@@ -22,13 +23,16 @@ export interface Block {
 
 export const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 
-/** README.md and every Markdown file under docs/, relative to the root. */
+/** The Markdown files of the repository's top level that the docs test reads besides README.md and docs/. */
+const topLevel = ['CONTRIBUTING.md', 'CHANGELOG.md'];
+
+/** README.md, every Markdown file under docs/, CONTRIBUTING.md and CHANGELOG.md, relative to the root. */
 export function docFiles(): string[] {
   const docs = readdirSync(path.join(root, 'docs'))
     .filter((name) => name.endsWith('.md'))
     .sort()
     .map((name) => `docs/${name}`);
-  return ['README.md', ...docs];
+  return ['README.md', ...docs, ...topLevel.filter((name) => existsSync(path.join(root, name)))];
 }
 
 const FENCE = /^(\s*)(`{3,}|~{3,})\s*([^\s`]*)/;

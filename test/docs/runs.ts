@@ -36,6 +36,13 @@ const koaApp = `const { default: __Koa } = await import('koa');
 const { raincheck: __raincheck } = await import('koa-raincheck');`;
 
 export const runs: Readonly<Record<string, Run>> = {
+  // The README's first example: the smallest app that schedules a job.
+  'first-app': {
+    requests: [{ method: 'GET', path: '/' }],
+    statuses: [200],
+    after: ['welcome email sent to ann@example.com'],
+  },
+
   'quick-start': {
     statuses: [201],
     after: ['welcome email sent to Ann <ann@example.com>'],
