@@ -8,7 +8,7 @@
 // Flags (defaults): --only S1,S2,S3,S2K,S3K,S6,S8 (all; each brings its baseline, S0 or S0A; BENCH_ONLY too),
 // --node current,24 (pinned versions or majors, or `current`; BENCH_NODES too), --reps 1 (servers per
 // scenario; the median is reported), --parallel 2 (servers at once), --warmup 20000, --requests 2000,
-// --windows 5, --tolerance 0.005, --dist DIR (a build other than dist/), --baselines-from FILE (take S0 and
+// --windows 5, --tolerance 0.005, --no-floors (each of S1-S3, S2K, S3K, S6 otherwise brings its floor F…), --dist DIR (a build other than dist/), --baselines-from FILE (take S0 and
 // S0A from an earlier run's JSON instead of counting them again), --json FILE
 // (bench/results/instructions.json), --node-flags / --valgrind-flags "..." (experiments only).
 //
@@ -54,10 +54,22 @@ export const instructionScenarios = {
   S6: { title: 'S6 `schedule()`, ALS', baseline: 'S0A' },
   // One request at a time here, so jobs seldom overlap: what coalescing costs a job that joins nothing.
   S8: { title: 'S8 `.coalesce()`', baseline: 'S0' },
+  // The floor (bench/floor.mjs): the cheapest correct middleware with the core semantics, same handlers.
+  F1: { title: 'floor S1', baseline: 'S0' },
+  F2: { title: 'floor S2', baseline: 'S0' },
+  F3: { title: 'floor S3', baseline: 'S0' },
+  F2K: { title: 'floor S2K', baseline: 'S0' },
+  F3K: { title: 'floor S3K', baseline: 'S0' },
+  F6: { title: 'floor S6', baseline: 'S0A' },
 } as const satisfies Record<string, { title: string; baseline: string | undefined }>;
 export type InstructionScenario = keyof typeof instructionScenarios;
 const isBaseline = (name: InstructionScenario) => instructionScenarios[name].baseline === undefined;
 const allScenarios = Object.keys(instructionScenarios) as InstructionScenario[];
+
+/** Each library scenario's floor: the same handler with bench/floor.mjs instead of the library. */
+export const floors = { S1: 'F1', S2: 'F2', S3: 'F3', S2K: 'F2K', S3K: 'F3K', S6: 'F6' } as const;
+/** Issue 23's target: the library's ratio within this of its floor's. */
+export const FLOOR_MARGIN = 0.01;
 
 /** The targets of issue 11, by instruction ratio, on every Node measured. */
 export const instructionTargets: Partial<Record<InstructionScenario, number>> = {
@@ -94,6 +106,8 @@ export interface InstructionOptions {
   valgrindFlags?: readonly string[];
   /** Progress lines go here. */
   log?: (line: string) => void;
+  /** Leave out the floor scenarios that `scenarios` would bring (`--no-floors`). */
+  withoutFloors?: boolean;
 }
 
 export interface ScenarioCount {
@@ -158,6 +172,8 @@ export async function measureInstructions(options: InstructionOptions = {}): Pro
     const { baseline } = instructionScenarios[name];
     if (baseline !== undefined) wanted.add(baseline);
     wanted.add(name);
+    const floorOf = floors[name as keyof typeof floors];
+    if (floorOf !== undefined && !options.withoutFloors) wanted.add(floorOf); // read against its floor
   }
   const scenarios = allScenarios.filter((name) => wanted.has(name));
 
@@ -625,6 +641,47 @@ export function renderInstructionTable(results: InstructionResults): string {
   return lines.join('\n');
 }
 
+/** The library against its floor: each ratio beside the floor's, and their difference. */
+export function renderFloorTable(results: InstructionResults): string {
+  const pairs = (Object.entries(floors) as [InstructionScenario, InstructionScenario][]).filter(([lib, f]) =>
+    results.nodes.some((node) => node.ratios[lib] !== undefined && node.ratios[f] !== undefined),
+  );
+  if (pairs.length === 0) return '';
+  const lines = [
+    `| against the floor | ${pairs.map(([lib]) => instructionScenarios[lib].title).join(' | ')} |`,
+    `|---|${pairs.map(() => '---').join('|')}|`,
+  ];
+  for (const node of results.nodes) {
+    const cells = pairs.map(([lib, f]) => {
+      const ours = node.ratios[lib];
+      const theirs = node.ratios[f];
+      if (ours === undefined || theirs === undefined) return '';
+      return `${ours.toFixed(3)} vs ${theirs.toFixed(3)} (${(ours - theirs >= 0 ? '+' : '') + (ours - theirs).toFixed(3)})`;
+    });
+    lines.push(`| Node ${node.version} | ${cells.join(' | ')} |`);
+  }
+  lines.push(
+    '',
+    `Each cell: the library's ratio to bare Koa vs the floor's (bench/floor.mjs), and the difference; the ` +
+      `target is a difference of at most ${FLOOR_MARGIN} below the floor.`,
+  );
+  return lines.join('\n');
+}
+
+/** Which floor targets are missed, in words. */
+export function missedFloors(results: InstructionResults): string[] {
+  const missed: string[] = [];
+  for (const node of results.nodes) {
+    for (const [lib, f] of Object.entries(floors) as [InstructionScenario, InstructionScenario][]) {
+      const ours = node.ratios[lib];
+      const theirs = node.ratios[f];
+      if (ours !== undefined && theirs !== undefined && theirs - ours > FLOOR_MARGIN)
+        missed.push(`Node ${node.version} ${lib}: ${ours.toFixed(3)}, floor ${theirs.toFixed(3)}`);
+    }
+  }
+  return missed;
+}
+
 /** Which targets are missed, in words (empty when all are met). */
 export function missedTargets(results: InstructionResults): string[] {
   const missed: string[] = [];
@@ -690,6 +747,7 @@ function parseArgs(argv: string[]): InstructionOptions & { json: string } {
     else if (arg === '--tolerance') options.tolerance = Number(value());
     else if (arg === '--parallel') options.parallel = Number(value());
     else if (arg === '--profile') options.profile = true;
+    else if (arg === '--no-floors') options.withoutFloors = true;
     else if (arg === '--json') options.json = value();
     else if (arg === '--dist') options.dist = value();
     else if (arg === '--baselines-from')
@@ -714,6 +772,8 @@ if (isMain) {
   mkdirSync(path.dirname(options.json), { recursive: true });
   writeFileSync(options.json, `${JSON.stringify(results, null, 2)}\n`);
   console.log(`\n${renderInstructionTable(results)}\n`);
+  const floorTable = renderFloorTable(results);
+  if (floorTable !== '') console.log(`${floorTable}\n`);
   for (const node of results.nodes) {
     for (const [name, count] of Object.entries(node.scenarios)) {
       if (count.runs.length > 1)
@@ -730,5 +790,8 @@ if (isMain) {
   }
   const missed = missedTargets(results);
   console.log(missed.length === 0 ? 'Every target met.' : `Targets missed: ${missed.join('; ')}`);
+  const belowFloor = missedFloors(results);
+  if (belowFloor.length > 0)
+    console.log(`More than ${FLOOR_MARGIN} below the floor: ${belowFloor.join('; ')}`);
   console.log(`Written ${path.relative(process.cwd(), options.json)}`);
 }

@@ -9,7 +9,13 @@ import { once } from 'node:events';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import autocannon from 'autocannon';
-import { type InstructionResults, missedTargets, renderInstructionTable } from './instructions.js';
+import {
+  type InstructionResults,
+  missedFloors,
+  missedTargets,
+  renderFloorTable,
+  renderInstructionTable,
+} from './instructions.js';
 import type { KeyResult } from './key.js';
 
 /** The scenarios bench/server.mjs knows. */
@@ -701,11 +707,18 @@ function instructionSection(): string {
   }
   const results = JSON.parse(readFileSync(file, 'utf8')) as InstructionResults;
   const missed = missedTargets(results);
+  const belowFloor = missedFloors(results);
   return [
     `Counted by \`bench/instructions.ts\` on ${statSync(file).mtime.toISOString().slice(0, 16).replace('T', ' ')} UTC.`,
     '',
     renderInstructionTable(results),
     '',
     missed.length === 0 ? 'Every instruction target is met.' : `Missed: ${missed.join('; ')}.`,
+    '',
+    renderFloorTable(results),
+    '',
+    belowFloor.length === 0
+      ? 'Within 0.01 of the floor everywhere.'
+      : `More than 0.01 below the floor: ${belowFloor.join('; ')}.`,
   ].join('\n');
 }

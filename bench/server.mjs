@@ -12,6 +12,7 @@ const library = process.env.BENCH_DIST
   ? pathToFileURL(path.resolve(process.env.BENCH_DIST, 'index.js')).href
   : '../dist/index.js';
 const { raincheck, schedule } = await import(library);
+const { floor, floorSchedule } = await import('./floor.mjs');
 
 /** The scenarios: each one a Koa app whose per-request CPU is compared with bare Koa's (S0). */
 export const scenarios = {
@@ -30,6 +31,13 @@ export const scenarios = {
   S3K: 'S3 with keepContext: false',
   // S8 taken apart (docs/performance.md, "Coalescing"): run only when BENCH_ONLY names them.
   S8R: "S8's requests whose job runs (one in ten); the nine others schedule nothing",
+  // The floor (bench/floor.mjs) under the same handlers: what the core semantics cost at the least.
+  F1: 'S1 with the floor middleware',
+  F2: 'S2 with the floor middleware',
+  F3: 'S3 with the floor middleware',
+  F2K: 'S2K with the floor middleware (no context kept)',
+  F3K: 'S3K with the floor middleware (no context kept)',
+  F6: 'S6 with the floor middleware',
   T20: "no job: one request in ten makes a 20 ms timer and its promise, as S8R's job does",
 };
 
@@ -111,12 +119,25 @@ const handlers = {
 
 handlers.S2K = handlers.S2;
 handlers.S3K = handlers.S3;
+let floorApp;
+Object.assign(handlers, {
+  F1: handlers.S1,
+  F2: handlers.S2,
+  F3: handlers.S3,
+  F2K: handlers.S2,
+  F3K: handlers.S3,
+  F6: (ctx) => {
+    floorSchedule(floorApp, noop, 'user@example.com', 'Welcome', 'Hello there');
+    ctx.body = 'ok';
+  },
+});
 
 const name = process.argv[2];
 if (name !== undefined) {
   if (!Object.hasOwn(handlers, name)) throw new TypeError(`Unknown scenario ${name}`);
   const bare = name === 'S0' || name === 'S0A';
-  const app = new Koa({ asyncLocalStorage: name === 'S6' || name === 'S0A' });
+  const app = new Koa({ asyncLocalStorage: name === 'S6' || name === 'F6' || name === 'S0A' });
+  floorApp = app;
   let completed = 0;
   app.use(async (_ctx, next) => {
     await next();
@@ -128,7 +149,8 @@ if (name !== undefined) {
   // BENCH_OPTIONS: more options for raincheck(), as JSON, to compare settings (`{"keepContext":false}`).
   const extra = process.env.BENCH_OPTIONS ? JSON.parse(process.env.BENCH_OPTIONS) : {};
   if (name === 'S2K' || name === 'S3K') extra.keepContext = false;
-  if (!bare) app.use(raincheck({ dedupe: name !== 'S7', concurrency, ...extra }));
+  if (name.startsWith('F')) app.use(floor({ keepContext: !name.endsWith('K') }));
+  else if (!bare) app.use(raincheck({ dedupe: name !== 'S7', concurrency, ...extra }));
   app.use(handlers[name]);
   const server = app.listen(0, '127.0.0.1', () =>
     process.send?.({ type: 'ready', port: server.address().port }),

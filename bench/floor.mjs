@@ -1,0 +1,107 @@
+// The floor: the cheapest correct after-response middleware we can write with koa-raincheck's core
+// semantics, counted beside the library by `npm run bench` so that each figure reads as "library ÷ floor"
+// too. Not exported, not a product: no handles, bounds, timeouts, stats, channels, coalescing, late jobs.
+//
+// What it keeps of the library's contract:
+// - a per-request list made on the first call only;
+// - dedupe by function identity and arguments, primitives compared in place, other values by a
+//   fingerprint (object-hash) made only when a candidate with the same function needs it;
+// - jobs start once the downstream has settled and the response has closed, only for a request that
+//   succeeded (downstream did not throw, status < 400);
+// - a job's failure, thrown or rejected, goes to `app.emit('error')`, never to the client or the process;
+// - each job runs in its scheduling call's async context, through one AsyncResource (`keepContext`).
+import { AsyncResource } from 'node:async_hooks';
+import objectHash from 'object-hash';
+
+const LIST = Symbol('floor.list');
+/** A constant options object: without one, Node reads its frozen null-prototype default each time. */
+const RESOURCE_OPTIONS = { requireManualDestroy: false };
+
+/** @param {{ keepContext?: boolean }} [options] */
+export function floor({ keepContext = true } = {}) {
+  function schedule(fn, ...args) {
+    if (typeof fn !== 'function')
+      throw new TypeError(`Expected \`fn\` to be a function, got \`${typeof fn}\``);
+    let list = this[LIST];
+    if (list === undefined) {
+      list = [];
+      this[LIST] = list;
+    } else if (findIdentical(list, fn, args)) return;
+    list.push({
+      fn,
+      args,
+      hash: undefined,
+      scope: keepContext ? new AsyncResource('floor', RESOURCE_OPTIONS) : undefined,
+    });
+  }
+
+  return function floorMiddleware(ctx, next) {
+    if (ctx.raincheck !== schedule) ctx.app.context.raincheck = schedule;
+    const downstream = next();
+    downstream.then(
+      () => {
+        const list = ctx[LIST];
+        if (list === undefined) return;
+        const res = ctx.res;
+        // Koa writes the response after this; 'close' comes once it is over (or the client went away).
+        res.once('close', () => {
+          if (res.statusCode < 400) for (const job of list) start(job, ctx);
+        });
+      },
+      noop, // Koa handles the rejection; a request that threw runs nothing.
+    );
+    return downstream;
+  };
+}
+
+/** schedule() without ctx, through Koa's own AsyncLocalStorage (`new Koa({ asyncLocalStorage: true })`). */
+export function floorSchedule(app, fn, ...args) {
+  const ctx = app.currentContext;
+  if (ctx === undefined) throw new Error('floorSchedule() outside a request');
+  ctx.raincheck(fn, ...args);
+}
+
+function findIdentical(list, fn, args) {
+  for (const job of list) {
+    if (job.fn !== fn || job.args.length !== args.length) continue;
+    let same = true;
+    for (let i = 0; i < args.length; i++) {
+      const a = args[i];
+      const b = job.args[i];
+      if (a === b) continue;
+      if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') {
+        same = false;
+        break;
+      }
+      job.hash ??= fingerprint(job.args);
+      same = job.hash !== undefined && job.hash === fingerprint(args);
+      break;
+    }
+    if (same) return true;
+  }
+  return false;
+}
+
+function fingerprint(args) {
+  try {
+    return objectHash(args);
+  } catch {
+    return undefined; // not fingerprintable: not deduped
+  }
+}
+
+function start(job, ctx) {
+  try {
+    const result = job.scope === undefined ? call.call(job) : job.scope.runInAsyncScope(call, job);
+    if (typeof result?.then === 'function')
+      result.then(undefined, (error) => ctx.app.emit('error', error, ctx));
+  } catch (error) {
+    ctx.app.emit('error', error, ctx);
+  }
+}
+
+function call() {
+  return this.fn(...this.args);
+}
+
+function noop() {}
