@@ -42,6 +42,9 @@ describe(`the Koa the tests run on (RAINCHECK_KOA ${process.env.RAINCHECK_KOA ? 
     expect('currentContext' in new Koa()).to.equal(true);
     expect(await versionInChild(root, 'commonjs'), 'require() in a child').to.equal(version);
     expect(await versionInChild(root, 'module'), 'import in a child').to.equal(version);
+    const fixture = fileURLToPath(new URL('./fixtures/koa-version.ts', import.meta.url));
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', fixture]);
+    expect(stdout, 'import in a test/fixtures/*.ts child').to.equal(version);
     console.log(`      koa ${version} on Node ${process.versions.node}`);
   });
 
