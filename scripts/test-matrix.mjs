@@ -1,16 +1,21 @@
-// `npm run test:matrix`: the mocha suite on each pinned Node version (scripts/node-versions.mjs), one after
-// the other (the tests start servers and child processes; two cores do not take two suites at once).
-// The build, type-check and lint are not repeated: `npm test` did them, and ran the suite on the running
-// Node, which is left out here unless named.
+// `npm run test:matrix`: the mocha suite on each pinned Node version (scripts/node-versions.mjs), and on
+// Koa 2 (the devDependency `koa-2`, through RAINCHECK_KOA=2: see test/koa-version.mjs) on the primary one,
+// one run after the other (the tests start servers and child processes; two cores do not take two suites
+// at once). The build, type-check and lint are not repeated: `npm test` did them (`typecheck:koa2` too),
+// and ran the suite on the running Node and Koa 3, which is left out here unless named.
 //
-//   node scripts/test-matrix.mjs                  every pinned version but the running one
-//   node scripts/test-matrix.mjs --only 24,26     those versions (also `node scripts/test-matrix.mjs 24 26`)
+//   node scripts/test-matrix.mjs                  every pinned version but the running one, on Koa 3; then
+//                                                 the primary version on Koa 2
+//   node scripts/test-matrix.mjs --only 24,26     those versions, on Koa 3 (also `node scripts/test-matrix.mjs 24 26`)
+//   node scripts/test-matrix.mjs --koa 2          the primary version on Koa 2 (`npm run test:koa2`)
+//   node scripts/test-matrix.mjs 22 --koa 2       the versions named, on Koa 2
 //   node scripts/test-matrix.mjs 24 -- --grep key mocha options after `--`
 //
 // Each version's bin dir goes first on PATH, so that the tests' child processes (`node`, npm's
 // `#!/usr/bin/env node`) run that version too. Ends with `matrix: N passed, N failed`, summed over the
-// versions; exits non-zero if any version failed.
+// runs; exits non-zero if any run failed.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nodeBinary, primary, resolveVersion, versions } from './node-versions.mjs';
@@ -18,15 +23,44 @@ import { nodeBinary, primary, resolveVersion, versions } from './node-versions.m
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const mocha = path.join(root, 'node_modules', 'mocha', 'bin', 'mocha.js');
 
-/** @returns {{ chosen: string[], mochaArgs: string[] }} */
+/**
+ * The Koa majors the suite runs on: the `koa` devDependency, and the one test/koa-version.mjs loads in its
+ * place for RAINCHECK_KOA=2. `version` is the installed one, e.g. `2.16.4`.
+ * @type {Record<'2' | '3', { env: string, version: string }>}
+ */
+const koas = {
+  3: { env: '', version: installedVersion('koa') },
+  2: { env: '2', version: installedVersion('koa-2') },
+};
+
+/** @param {string} name @returns {string} */
+function installedVersion(name) {
+  try {
+    return JSON.parse(readFileSync(path.join(root, 'node_modules', name, 'package.json'), 'utf8')).version;
+  } catch {
+    return '(not installed: run `npm install`)';
+  }
+}
+
+/** @typedef {{ version: string, koa: '2' | '3' }} Run */
+
+/** @returns {{ chosen: Run[], mochaArgs: string[] }} */
 function parseArgs(argv) {
   const dash = argv.indexOf('--');
   const own = dash === -1 ? argv : argv.slice(0, dash);
   const mochaArgs = dash === -1 ? [] : argv.slice(dash + 1);
   const specs = [];
+  /** @type {'2' | '3' | undefined} */
+  let koa;
   for (let i = 0; i < own.length; i++) {
     const arg = /** @type {string} */ (own[i]);
-    if (arg === '--only') {
+    const koaValue =
+      arg === '--koa' ? own[++i] : arg.startsWith('--koa=') ? arg.slice('--koa='.length) : null;
+    if (koaValue !== null) {
+      if (koaValue !== '2' && koaValue !== '3')
+        throw new TypeError(`Expected 2 or 3 after \`--koa\`, got \`${koaValue ?? '(nothing)'}\``);
+      koa = koaValue;
+    } else if (arg === '--only') {
       const value = own[++i];
       if (value === undefined) throw new TypeError('Expected versions after `--only`, e.g. `--only 24,26`');
       specs.push(...value.split(','));
@@ -34,12 +68,23 @@ function parseArgs(argv) {
     else if (arg.startsWith('-')) throw new TypeError(`Unknown option \`${arg}\` (mocha's go after \`--\`)`);
     else specs.push(...arg.split(','));
   }
+  const named = [...new Set(specs.filter(Boolean).map(resolveVersion))];
+  /** @type {Run[]} */
   const chosen =
-    specs.length > 0
-      ? [...new Set(specs.filter(Boolean).map(resolveVersion))]
-      : versions.filter((v) => `v${v}` !== process.version);
+    named.length > 0
+      ? named.map((version) => ({ version, koa: koa ?? '3' }))
+      : koa !== undefined
+        ? [{ version: primary, koa }]
+        : [
+            ...versions.filter((v) => `v${v}` !== process.version).map((version) => ({ version, koa: '3' })),
+            { version: primary, koa: '2' },
+          ];
   return { chosen, mochaArgs };
 }
+
+/** @param {Run} run */
+const describeRun = (run) =>
+  `Node ${run.version}${run.version === primary ? ' (primary)' : ''}, koa ${koas[run.koa].version}`;
 
 /**
  * A version's suite that has not ended by then is killed and counts as failed: a test that leaves a
@@ -48,12 +93,19 @@ function parseArgs(argv) {
 const TIMEOUT_SECONDS = Number(process.env.MATRIX_TIMEOUT ?? 600);
 
 /**
- * Runs mocha under `node`, passing its output through, and reads its closing counts.
+ * Runs mocha under `node` on `run`'s Koa, passing its output through, and reads its closing counts.
+ * @param {Run} run
+ * @param {string} node
+ * @param {string[]} mochaArgs
  * @returns {Promise<{ passing: number, failing: number, code: number | null, seconds: number, timedOut: boolean }>}
  */
-function runSuite(version, node, mochaArgs) {
+function runSuite(run, node, mochaArgs) {
   const started = performance.now();
-  const env = { ...process.env, PATH: `${path.dirname(node)}${path.delimiter}${process.env.PATH ?? ''}` };
+  const env = {
+    ...process.env,
+    PATH: `${path.dirname(node)}${path.delimiter}${process.env.PATH ?? ''}`,
+    RAINCHECK_KOA: koas[run.koa].env,
+  };
   // npm run sets these to the running Node's; a child npm would otherwise take them over.
   delete env.npm_node_execpath;
   delete env.NODE;
@@ -82,7 +134,7 @@ function runSuite(version, node, mochaArgs) {
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    console.error(`test-matrix: Node ${version}: mocha still running after ${TIMEOUT_SECONDS} s, killed`);
+    console.error(`test-matrix: ${describeRun(run)}: mocha still running after ${TIMEOUT_SECONDS} s, killed`);
     killGroup('SIGTERM');
     setTimeout(() => killGroup('SIGKILL'), 5000).unref();
   }, TIMEOUT_SECONDS * 1000);
@@ -128,27 +180,28 @@ try {
 const { chosen, mochaArgs } = parsed;
 
 const started = performance.now();
-/** @type {{ version: string, passing: number, failing: number, seconds: number, note: string }[]} */
+/** @type {(Run & { passing: number, failing: number, seconds: number, note: string })[]} */
 const rows = [];
-for (const version of chosen) {
-  console.log(`\n=== Node ${version}${version === primary ? ' (primary)' : ''}: mocha ===`);
+for (const run of chosen) {
+  const { version } = run;
+  console.log(`\n=== ${describeRun(run)}: mocha ===`);
   let node;
   const installStarted = performance.now();
   try {
     node = nodeBinary(version);
   } catch (error) {
     console.error(`test-matrix: ${/** @type {Error} */ (error).message}`);
-    rows.push({ version, passing: 0, failing: 1, seconds: 0, note: 'no binary' });
+    rows.push({ ...run, passing: 0, failing: 1, seconds: 0, note: 'no binary' });
     continue;
   }
   // Not counted in the suite's time; only a first run installs (a few seconds each).
   const installSeconds = (performance.now() - installStarted) / 1000;
-  const result = await runSuite(version, node, mochaArgs);
+  const result = await runSuite(run, node, mochaArgs);
   // A crash before mocha's summary (a syntax error, an unhandled rejection) or a run that never ended
   // counts as one failure.
   const crashed = (result.code !== 0 || result.timedOut) && result.failing === 0;
   rows.push({
-    version,
+    ...run,
     passing: result.passing,
     failing: crashed ? 1 : result.failing,
     seconds: result.seconds,
@@ -163,18 +216,28 @@ for (const version of chosen) {
 }
 
 console.log('\n=== test matrix ===');
-const table = [['Node', 'passing', 'failing', 'time', '']];
-for (const v of versions) {
-  const r = rows.find((row) => row.version === v);
+const table = [['Node', 'koa', 'passing', 'failing', 'time', '']];
+// Every pinned version on Koa 3, then the primary one and any other run on Koa 2.
+/** @type {Run[]} */
+const shown = [
+  ...versions.map((version) => ({ version, koa: /** @type {const} */ ('3') })),
+  ...versions
+    .filter((v) => v === primary || chosen.some((run) => run.version === v && run.koa === '2'))
+    .map((version) => ({ version, koa: /** @type {const} */ ('2') })),
+];
+for (const { version: v, koa } of shown) {
+  const r = rows.find((row) => row.version === v && row.koa === koa);
   const name = `${v}${v === primary ? '*' : ''}`;
-  if (r) table.push([name, String(r.passing), String(r.failing), formatTime(r.seconds), r.note]);
+  const koaVersion = koas[koa].version;
+  if (r) table.push([name, koaVersion, String(r.passing), String(r.failing), formatTime(r.seconds), r.note]);
   else
     table.push([
       name,
+      koaVersion,
       '-',
       '-',
       '-',
-      `v${v}` === process.version ? 'the running Node: `npm test` ran it' : 'not chosen',
+      `v${v}` === process.version && koa === '3' ? 'the running Node: `npm test` ran it' : 'not chosen',
     ]);
 }
 const widths = table[0].map((_, col) => Math.max(...table.map((row) => row[col].length)));

@@ -14,6 +14,10 @@ import { typeName } from './type-name.js';
  * test without the middleware): `'throw'` an `Error` that says so (the default, as Next.js's `after()`
  * does), or `'run'` the function at once (as django-post-request-task does). Never a global queue that
  * would run the job at the end of some other request.
+ *
+ * Once `raincheck()` has served an app of a Koa older than 2.14 (no `asyncLocalStorage` option), scheduling
+ * without `ctx` that finds no request throws in the process whatever this says: a request of that app cannot
+ * be told from no request, and `'run'` would run its job at once, before its response.
  */
 export type OutsideRequest = 'throw' | 'run';
 
@@ -29,7 +33,8 @@ export type Rainchecked<F extends (...args: any[]) => unknown> = F & {
 
 export interface RaincheckedOptions {
   /**
-   * Outside any request handled by `raincheck()`: throw, or run the function at once.
+   * Outside any request handled by `raincheck()`: throw, or run the function at once (never once
+   * `raincheck()` has served an app of a Koa older than 2.14: see `OutsideRequest`).
    * @default the process-wide default, `'throw'` unless `setOutsideRequest()` changed it
    */
   readonly outside?: OutsideRequest | undefined;
@@ -38,7 +43,9 @@ export interface RaincheckedOptions {
 /**
  * Wraps `fn`, in the spirit of dj-raincheck's `@raincheck` decorator: calling the result still calls `fn`;
  * `.schedule(...args)` queues the call on the current request, found through Koa's own
- * `AsyncLocalStorage` (`new Koa({ asyncLocalStorage: true })`), so service code needs no `ctx`.
+ * `AsyncLocalStorage` (`new Koa({ asyncLocalStorage: true })`, Koa 2.14 or later), so service code needs
+ * no `ctx`. `.schedule()` throws a `RaincheckOutsideRequestError` when it finds no request and `outside`
+ * is `'throw'`, or, whatever `outside` is, once `raincheck()` has served an app of a Koa older than 2.14.
  * @throws {TypeError} when `fn` is not a function or `options.outside` is neither `'throw'` nor `'run'`.
  */
 // biome-ignore lint/suspicious/noExplicitAny: as for Rainchecked
@@ -65,6 +72,8 @@ export function rainchecked<F extends (...args: any[]) => unknown>(
  * own; the same as `ctx.raincheck(fn, ...args)` on the request found through Koa's `AsyncLocalStorage`.
  * Outside a request it follows the process-wide default (see `setOutsideRequest()`).
  * @throws {TypeError} when `fn` is not a function.
+ * @throws {RaincheckOutsideRequestError} when no request is found and the default is `'throw'`, or, whatever
+ * the default, once `raincheck()` has served an app of a Koa older than 2.14, whose requests cannot be found.
  */
 export function schedule<Args extends unknown[]>(
   fn: (...args: Args) => unknown,
@@ -80,6 +89,7 @@ let defaultOutside: OutsideRequest = 'throw';
 /**
  * Sets what `schedule()` and the wrappers without an `outside` option of their own do outside a request:
  * `'throw'` (the default) or `'run'` at once. For scripts and workers that share service code with the app.
+ * Once `raincheck()` has served an app of a Koa older than 2.14, such calls throw whatever this is set to.
  */
 export function setOutsideRequest(behaviour: OutsideRequest): void {
   checkOutside(behaviour, 'behaviour');
@@ -93,6 +103,7 @@ function scheduleAmbient(
 ): Scheduled {
   const ctx = currentContext();
   if (ctx !== undefined) return ctx.raincheck(fn, ...args);
+  if (shared[KOA_BEFORE_2_14] === true) throw new RaincheckOutsideRequestError(fn, 'koa-before-2.14');
   if (outside === 'throw') throw new RaincheckOutsideRequestError(fn);
   return runAtOnce(fn, args);
 }
@@ -132,12 +143,25 @@ function runAtOnce(fn: (...args: unknown[]) => unknown, args: unknown[]): Schedu
  * enable it.
  */
 const STORAGES = Symbol.for('koa-raincheck.storages');
-const shared = globalThis as { [STORAGES]?: Set<AsyncLocalStorage<unknown>> };
+/** Shared likewise: `true` once `raincheck()` has served an app of a Koa older than 2.14. */
+const KOA_BEFORE_2_14 = Symbol.for('koa-raincheck.koa-before-2.14');
+const shared = globalThis as {
+  [STORAGES]?: Set<AsyncLocalStorage<unknown>>;
+  [KOA_BEFORE_2_14]?: boolean;
+};
 shared[STORAGES] ??= new Set();
 const storages = shared[STORAGES];
 
-/** Called once per app by the middleware: remembers the app's context storage, if it has one. */
+/**
+ * Called once per app by the middleware: remembers the app's context storage, if it has one, or that the
+ * app's Koa is older than 2.14. Such a Koa has neither `app.currentContext` nor a storage (it ignores the
+ * `asyncLocalStorage` option): its requests cannot be found, nor told from no request.
+ */
 export function rememberApp(app: Koa): void {
+  if (!('currentContext' in app)) {
+    shared[KOA_BEFORE_2_14] = true;
+    return;
+  }
   const storage = (app as { ctxStorage?: AsyncLocalStorage<unknown> | null }).ctxStorage;
   if (storage) storages.add(storage);
 }

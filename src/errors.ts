@@ -66,17 +66,38 @@ export class RaincheckDrainTimeoutError extends Error {
   }
 }
 
-/** Thrown by scheduling without `ctx` outside a request, when that is set to `'throw'`. */
+/**
+ * Why scheduling without `ctx` found no request: `'no-request'`, none is being handled through
+ * `raincheck()` in this async context; `'koa-before-2.14'`, `raincheck()` has served an app of a Koa older
+ * than 2.14, which has no `asyncLocalStorage` option, so a request of that app cannot be found nor told from
+ * no request (thrown whatever `outside` says).
+ */
+export type OutsideRequestReason = 'no-request' | 'koa-before-2.14';
+
+/**
+ * Thrown by scheduling without `ctx` outside a request, when that is set to `'throw'`, and, whatever it is
+ * set to, once `raincheck()` has served an app of a Koa older than 2.14 (see `reason`).
+ */
 export class RaincheckOutsideRequestError extends Error {
   override readonly name: string = 'RaincheckOutsideRequestError';
+  /** Why no request was found. */
+  readonly reason: OutsideRequestReason;
 
-  constructor(fn: { readonly name: string }) {
+  constructor(fn: { readonly name: string }, reason: OutsideRequestReason = 'no-request') {
+    const name = `${fn.name || 'anonymous'}()`;
     super(
-      `koa-raincheck: ${fn.name || 'anonymous'}() was scheduled outside any request handled by raincheck(). ` +
-        'In a Koa app, create it with new Koa({ asyncLocalStorage: true }) and mount app.use(raincheck()) ' +
-        "before the code that schedules; elsewhere, use { outside: 'run' } or setOutsideRequest('run') to run " +
-        'such calls at once.',
+      reason === 'koa-before-2.14'
+        ? `koa-raincheck: ${name} was scheduled without ctx, which needs Koa 2.14 or later: raincheck() has ` +
+            'served an app of an older Koa, which has no asyncLocalStorage option, so the request being handled ' +
+            "cannot be found, nor told from no request ({ outside: 'run' } does not run the call at once either). " +
+            `Use ctx.raincheck(${fn.name || 'fn'}, ...args) there, or upgrade Koa and create the app with ` +
+            'new Koa({ asyncLocalStorage: true }).'
+        : `koa-raincheck: ${name} was scheduled outside any request handled by raincheck(). ` +
+            'In a Koa app, create it with new Koa({ asyncLocalStorage: true }) and mount app.use(raincheck()) ' +
+            "before the code that schedules; elsewhere, use { outside: 'run' } or setOutsideRequest('run') to " +
+            'run such calls at once.',
     );
+    this.reason = reason;
   }
 }
 

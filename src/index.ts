@@ -10,6 +10,7 @@ export {
   setOutsideRequest,
 } from './ambient.js';
 export {
+  type OutsideRequestReason,
   RaincheckDrainTimeoutError,
   RaincheckJobError,
   RaincheckOutsideRequestError,

@@ -1,6 +1,7 @@
 // The package as users get it: `npm pack` (whose `prepare` builds it), installed into a throwaway app beside
-// the newest koa (and, on Node 22+, the newest bullmq and pg-boss), then run from ESM and CommonJS and
-// type-checked as a user's TypeScript project, with the project's TypeScript and the oldest one supported.
+// the newest koa (the newest koa 2 and @types/koa 2 under RAINCHECK_KOA=2) and, on Node 22+, the newest
+// bullmq and pg-boss, then run from ESM and CommonJS and type-checked as a user's TypeScript project, with
+// the project's TypeScript and the oldest one supported.
 import { execFile } from 'node:child_process';
 import { access, cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,6 +17,8 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const fixtures = fileURLToPath(new URL('./fixtures/.consumer/', import.meta.url));
 /** pg-boss 11 and 12 need Node 22+; on Node 20 the app has koa alone (the adapters must type without them). */
 const withQueues = Number(process.versions.node.split('.')[0]) >= 22;
+/** The koa major the suite runs on (test/koa-version.mjs): the app installs its newest release and types. */
+const koa = process.env.RAINCHECK_KOA === '2' ? '2' : 'latest';
 /** The oldest TypeScript the declarations support: `NoInfer` came in 5.4. */
 const oldestTypeScript = '5.4';
 
@@ -57,8 +60,8 @@ describe('the packed tarball, installed in a new app', function () {
     const queues = withQueues ? ['bullmq@latest', 'ioredis@latest', 'pg-boss@latest'] : [];
     const deps = [
       path.join(dir, tarball),
-      'koa@latest',
-      '@types/koa@latest',
+      `koa@${koa}`,
+      `@types/koa@${koa}`,
       '@opentelemetry/api@latest',
       ...queues,
     ];
@@ -73,7 +76,7 @@ describe('the packed tarball, installed in a new app', function () {
     if (dir !== '') await rm(dir, { recursive: true, force: true });
   });
 
-  it('installs beside the newest koa (and bullmq and pg-boss on Node 22+) with no peer warning', async () => {
+  it(`installs beside the newest koa${koa === 'latest' ? '' : ` ${koa}`} (and bullmq and pg-boss on Node 22+) with no peer warning`, async () => {
     const peerLines = installLog.split('\n').filter((line) => /ERESOLVE|\bpeer/i.test(line));
     expect(peerLines).to.deep.equal([]);
     const names = [
