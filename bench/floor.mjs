@@ -14,6 +14,7 @@ import { AsyncResource } from 'node:async_hooks';
 import objectHash from 'object-hash';
 
 const LIST = Symbol('floor.list');
+const DOWNSTREAM = Symbol('floor.downstream');
 /** A constant options object: without one, Node reads its frozen null-prototype default each time. */
 const RESOURCE_OPTIONS = { requireManualDestroy: false };
 
@@ -26,6 +27,9 @@ export function floor({ keepContext = true } = {}) {
     if (list === undefined) {
       list = [];
       this[LIST] = list;
+      // The downstream is known once next() returned: a first call made later (after an await) watches it.
+      const downstream = this[DOWNSTREAM];
+      if (downstream !== undefined) watch(this, downstream, list);
     } else if (findIdentical(list, fn, args)) return;
     list.push({
       fn,
@@ -35,23 +39,26 @@ export function floor({ keepContext = true } = {}) {
     });
   }
 
+  // A request that schedules nothing pays a property write: no closure, no promise reaction.
   return function floorMiddleware(ctx, next) {
     if (ctx.raincheck !== schedule) ctx.app.context.raincheck = schedule;
     const downstream = next();
-    downstream.then(
-      () => {
-        const list = ctx[LIST];
-        if (list === undefined) return;
-        const res = ctx.res;
-        // Koa writes the response after this; 'close' comes once it is over (or the client went away).
-        res.once('close', () => {
-          if (res.statusCode < 400) for (const job of list) start(job, ctx);
-        });
-      },
-      noop, // Koa handles the rejection; a request that threw runs nothing.
-    );
+    const list = ctx[LIST];
+    if (list !== undefined) watch(ctx, downstream, list);
+    else ctx[DOWNSTREAM] = downstream;
     return downstream;
   };
+}
+
+/** Once the downstream settled, and only if it did not throw: the jobs start when the response closed. */
+function watch(ctx, downstream, list) {
+  downstream.then(() => {
+    const res = ctx.res;
+    // Koa writes the response after this; 'close' comes once it is over (or the client went away).
+    res.once('close', () => {
+      if (res.statusCode < 400) for (const job of list) start(job, ctx);
+    });
+  }, noop); // Koa handles the rejection; a request that threw runs nothing.
 }
 
 /** schedule() without ctx, through Koa's own AsyncLocalStorage (`new Koa({ asyncLocalStorage: true })`). */
