@@ -1,23 +1,28 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { type Instrument, instrument } from './instrument.js';
-import type { Job, JobReports } from './job.js';
+import type { Job, JobGroup } from './job.js';
 
-/** The job being run, with where its reports go: what `jobSignal()` and `jobReporter()` answer for. */
-interface Call {
+/**
+ * With `trackJobs: true`, the job being run and its request's queue (where its reports go), kept together:
+ * by the time a continuation reports, a job that timed out has left its queue.
+ */
+interface Tracked {
   readonly job: Job;
-  readonly reports: JobReports | undefined;
-  readonly ctx: unknown;
+  readonly group: JobGroup | undefined;
 }
 
-/** The job whose function is being called right now, synchronously: free to keep, and enough at a job's top. */
-let current: Call | undefined;
+/**
+ * The job whose function is being called right now, synchronously: free to keep, and enough at a job's top.
+ * Its reports go to its queue (`job.group`), which it is in until it settles.
+ */
+let current: Job | undefined;
 
 /**
  * With `trackJobs: true`, the job a continuation belongs to, for `jobSignal()` and `jobReporter()` after its
  * `await`s and in its callbacks. An AsyncLocalStorage of its own costs an entry per job, and on Node 20 and
  * 22 its first use slows every promise of the process (async_hooks): so it is used only when asked for.
  */
-const tracked = new AsyncLocalStorage<Call>();
+const tracked = new AsyncLocalStorage<Tracked>();
 
 /**
  * The `AbortSignal` of the job this is called from. It is aborted when the job times out or `drain()` gives
@@ -34,9 +39,9 @@ const tracked = new AsyncLocalStorage<Call>();
  * @throws {Error} when called outside a job, or after an `await` in a job without `trackJobs`.
  */
 export function jobSignal(): AbortSignal {
-  const call = current ?? tracked.getStore();
-  if (call === undefined) throw notInAJob('jobSignal');
-  return call.job.signal;
+  const job = current ?? tracked.getStore()?.job;
+  if (job === undefined) throw notInAJob('jobSignal');
+  return job.signal;
 }
 
 /**
@@ -61,12 +66,19 @@ function notInAJob(name: string): Error {
 
 /** @internal `jobReporter()`, or `undefined` outside a job. */
 export function currentReporter(): ((error: unknown) => void) | undefined {
-  const call = current ?? tracked.getStore();
-  if (call === undefined) return undefined;
-  const { job, reports, ctx } = call;
+  let job = current;
+  let group = job?.group;
+  if (job === undefined) {
+    const call = tracked.getStore();
+    if (call === undefined) return undefined;
+    job = call.job;
+    group = call.group;
+  }
+  const reporting = job;
   return (error) => {
-    if (reports === undefined) process.emitWarning(error instanceof Error ? error : String(error));
-    else reports.report(error, job, ctx);
+    // A job run at once outside any request has no queue, and no app to report to.
+    if (group === undefined) process.emitWarning(error instanceof Error ? error : String(error));
+    else group.report(error, reporting);
   };
 }
 
@@ -74,39 +86,37 @@ export function currentReporter(): ((error: unknown) => void) | undefined {
  * @internal Calls the job's function in the async context it was scheduled in (when it was kept), as the
  * job that `jobSignal()` and `jobReporter()` answer for.
  */
-export function callJob(job: Job, reports?: JobReports, ctx?: unknown, track?: boolean): unknown {
-  // One object for the three, not three module variables: each store of a new object into a module
-  // variable costs a write-barrier call.
-  const call: Call = { job, reports, ctx };
+export function callJob(job: Job, track?: boolean): unknown {
+  // The job as `this`: runInAsyncScope forwards no argument then, which spares it a rest array and a
+  // generic apply per job.
   const enter = track === true ? enterTracked : enterCurrent;
   const scope = job.scope;
-  return scope === undefined ? enter(call) : scope.runInAsyncScope(enter, undefined, call);
+  return scope === undefined ? enter.call(job) : scope.runInAsyncScope(enter, job);
 }
 
-function enterCurrent(call: Call): unknown {
+function enterCurrent(this: Job): unknown {
   const previous = current;
-  current = call;
+  current = this;
   try {
-    return instrument === undefined ? invoke(call.job) : instrumented(call);
+    return instrument === undefined ? invoke(this) : instrumented(this);
   } finally {
     current = previous;
   }
 }
 
-function enterTracked(call: Call): unknown {
+function enterTracked(this: Job): unknown {
   const previous = current;
   current = undefined; // from here on the tracked store answers, also for jobs this one runs at once
   try {
-    return instrument === undefined
-      ? tracked.run(call, invoke, call.job)
-      : tracked.run(call, instrumented, call);
+    const call: Tracked = { job: this, group: this.group };
+    return instrument === undefined ? tracked.run(call, invoke, this) : tracked.run(call, instrumented, this);
   } finally {
     current = previous;
   }
 }
 
-function instrumented(call: Call): unknown {
-  return (instrument as Instrument).run(call.job, call.ctx, () => invoke(call.job));
+function instrumented(job: Job): unknown {
+  return (instrument as Instrument).run(job, job.group?.ctx, () => invoke(job));
 }
 
 /**

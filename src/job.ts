@@ -227,6 +227,10 @@ export function timeoutOf(job: Job, fallback: number): number {
  * settled, rather than every such job, so that scheduling a job writes nothing into the long-lived runner.
  */
 export interface JobGroup {
+  /** The request's `ctx`, for reports and tracing. */
+  readonly ctx: unknown;
+  /** Reports an error of one of its jobs without ending it (`jobReporter()`). */
+  report(error: unknown, job: Job): void;
   /** How many of the group's jobs are not yet settled. */
   unsettled: number;
   /** The runner's list of groups with jobs not yet settled. */

@@ -19,7 +19,6 @@ export class RequestQueue implements JobGroup {
   declare unsettled: number;
   declare previousBusy: JobGroup | undefined;
   declare nextBusy: JobGroup | undefined;
-  readonly #ctx: Context;
   readonly #runner: Runner;
   /**
    * The request's jobs in order, a list linked through the jobs (`nextInRequest`): most requests have one
@@ -42,12 +41,19 @@ export class RequestQueue implements JobGroup {
   /** With `runAsync: false`, the end of the chain that late jobs are appended to. */
   #inOrder: Promise<void> | undefined;
 
+  /** The request's `ctx`: what its jobs' reports and `onDrop` are given. */
+  declare readonly ctx: Context;
+
   constructor(ctx: Context, runner: Runner) {
     this.unsettled = 0;
     this.previousBusy = undefined;
     this.nextBusy = undefined;
-    this.#ctx = ctx;
+    this.ctx = ctx;
     this.#runner = runner;
+  }
+
+  report(error: unknown, job: Job): void {
+    this.#runner.report(error, job, this.ctx);
   }
 
   /**
@@ -84,18 +90,18 @@ export class RequestQueue implements JobGroup {
     if (job.fingerprint !== undefined) this.#remember(job);
     if (job.fingerprint !== undefined || outcome === undefined) this.#append(job);
     else this.#keepLoose(job);
-    if (this.#runner.settings.immediate) this.#runner.runNow(job, this.#ctx);
+    if (this.#runner.settings.immediate) this.#runner.runNow(job, this.ctx);
     else this.#release(job, job, outcome as ResponseOutcome, false);
   }
 
   /** Called once the downstream middleware has settled: from here on, wait for the response to be over. */
   handOff(threw: boolean, error: unknown): void {
     if (this.#runner.settings.immediate) return;
-    onResponseEnd(this.#ctx.res, () => this.#responseOver(threw, error));
+    onResponseEnd(this.ctx.res, () => this.#responseOver(threw, error));
   }
 
   #responseOver(threw: boolean, error: unknown): void {
-    const { res } = this.#ctx;
+    const { res } = this.ctx;
     const outcome: ResponseOutcome = {
       status: res.statusCode,
       threw,
@@ -190,8 +196,8 @@ export class RequestQueue implements JobGroup {
   #release(first: Job, last: Job, outcome: ResponseOutcome, now: boolean): void {
     const previous = this.#inOrder;
     const runner = this.#runner;
-    if (previous === undefined) this.#inOrder = runner.release(first, last, outcome, this.#ctx, now);
-    else this.#inOrder = previous.then(() => runner.release(first, last, outcome, this.#ctx, now));
+    if (previous === undefined) this.#inOrder = runner.release(first, last, outcome, this.ctx, now);
+    else this.#inOrder = previous.then(() => runner.release(first, last, outcome, this.ctx, now));
   }
 }
 

@@ -309,7 +309,7 @@ export class Runner implements JobReports {
     let result: unknown;
     let thenable: boolean;
     try {
-      result = callJob(job, this, ctx, this.settings.trackJobs);
+      result = callJob(job, this.settings.trackJobs);
       thenable = isThenable(result); // inside: a `then` getter may throw (a strict Proxy, say)
     } catch (error) {
       this.#finish(job, ctx, 'failed', error, startedAt, undefined);
