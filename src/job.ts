@@ -42,9 +42,10 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
   /**
    * @internal The async context of the call that scheduled the job, which the job runs in, as a timer made
    * there would: every AsyncLocalStorage store visible at that call is visible in the job. `undefined` with
-   * `keepContext: false`.
+   * `keepContext: false`, and once the job has settled: that context holds every store of the call, Koa's
+   * own (the request's `ctx`) among them, and a job that succeeded may be kept for its coalescing ttl.
    */
-  declare readonly scope: AsyncResource | undefined;
+  declare scope: AsyncResource | undefined;
 
   constructor(
     fn: (...args: Args) => unknown,
