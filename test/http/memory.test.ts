@@ -100,7 +100,10 @@ describe(".coalesce({ ttl }) and memory, with Koa's asyncLocalStorage", () => {
     await rc.onIdle();
     expect(rc.stats).to.include({ succeeded: 20, coalesced: 0 });
     await collectGarbage();
-    expect(refs.filter((ref) => ref.deref() !== undefined), 'ctx objects still reachable').to.have.length(0);
+    expect(
+      refs.filter((ref) => ref.deref() !== undefined),
+      'ctx objects still reachable',
+    ).to.have.length(0);
     // Within their ttl the jobs still absorb identical ones: what was let go is only what they no longer need.
     await request(app.callback()).get('/?id=7').expect(200);
     await rc.onIdle();
