@@ -26,7 +26,10 @@ export interface ResponseOutcome {
 export interface RaincheckOptions {
   /**
    * Identical calls in one request (the same function, equal arguments) run once. The first call keeps its
-   * place in the order; later ones return a `Scheduled` with `deduped: true`.
+   * place in the order; later ones return a `Scheduled` with `deduped: true`. `false` turns off only this
+   * collapse, made as calls are scheduled: every call makes a job of its own. Coalescing, when asked
+   * (`coalesce`, `.coalesce()`), is the stronger ask and still applies as jobs are released: an identical
+   * job, of the same request too, joins one that waits for a slot or runs (or succeeded within its ttl).
    * @default true
    */
   readonly dedupe?: boolean | undefined;
@@ -66,9 +69,11 @@ export interface RaincheckOptions {
 
   /**
    * Let every job of this middleware coalesce with identical jobs of other requests, as
-   * `ctx.raincheck(...).coalesce()` does for one job: `true`, or `{ ttl }` (ms) to also join an identical
-   * job that succeeded less than `ttl` ms before.
+   * `ctx.raincheck(...).coalesce()` does for one job: `true`, or `{ ttl }` (ms, at most 2147483647,
+   * setTimeout's bound, about 24.8 days) to also join an identical job that succeeded less than `ttl` ms
+   * before. With `dedupe: false`, identical jobs of one request coalesce with each other too.
    * @default false
+   * @throws {TypeError} (from `raincheck()`) when `ttl` is not a positive number up to 2147483647.
    */
   readonly coalesce?: boolean | { readonly ttl?: number | undefined } | undefined;
 
