@@ -78,6 +78,15 @@ export interface RaincheckOptions {
   readonly coalesce?: boolean | { readonly ttl?: number | undefined } | undefined;
 
   /**
+   * Capture where each job is scheduled (the stack of its `ctx.raincheck()` or `schedule()` call), so that
+   * a failure's report says it: the `RaincheckJobError`'s stack gets a `scheduled at:` section with the
+   * caller's frames (koa-raincheck's own left out), and `job.scheduledAt` has them. Costs a stack capture
+   * per job (formatted only when read); off, nothing. On by default under `NODE_DEBUG=koa-raincheck`.
+   * @default false, or `true` when `NODE_DEBUG` names `koa-raincheck`
+   */
+  readonly callSite?: boolean | undefined;
+
+  /**
    * How many jobs of this middleware run at once, across all its requests. Jobs over the limit wait for a
    * free slot, first come first served. A bound by default: a burst of requests must not start a burst of
    * thousands of concurrent jobs (dj-raincheck starts a thread per job); 100 is far above what I/O-bound
@@ -166,6 +175,7 @@ const defaults: Settings = {
   keepContext: true,
   trackJobs: false,
   coalesce: false,
+  callSite: debug.enabled,
   concurrency: 100,
   maxWaiting: Number.POSITIVE_INFINITY,
   timeout: Number.POSITIVE_INFINITY,
@@ -181,6 +191,7 @@ const expected: { readonly [K in keyof Settings]: 'boolean' | 'function' | 'numb
   keepContext: 'boolean',
   trackJobs: 'boolean',
   coalesce: 'coalesce',
+  callSite: 'boolean',
   concurrency: 'number',
   maxWaiting: 'number',
   timeout: 'number',

@@ -26,7 +26,7 @@ describe('raincheck(options)', () => {
       [{ onDrop: {} }, 'Expected `options.onDrop` to be a function, got `object`'],
       [
         { runAsnyc: false },
-        'Unknown option `runAsnyc`; expected one of `dedupe`, `runAsync`, `immediate`, `keepContext`, `trackJobs`, `coalesce`, `concurrency`, ' +
+        'Unknown option `runAsnyc`; expected one of `dedupe`, `runAsync`, `immediate`, `keepContext`, `trackJobs`, `coalesce`, `callSite`, `concurrency`, ' +
           '`maxWaiting`, `timeout`, `runWhen`, `onError`, `onDrop`',
       ],
       [{ concurrency: '10' }, 'Expected `options.concurrency` to be a number, got `string`'],
