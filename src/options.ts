@@ -81,7 +81,8 @@ export interface RaincheckOptions {
    * Capture where each job is scheduled (the stack of its `ctx.raincheck()` or `schedule()` call), so that
    * a failure's report says it: the `RaincheckJobError`'s stack gets a `scheduled at:` section with the
    * caller's frames (koa-raincheck's own left out), and `job.scheduledAt` has them. Costs a stack capture
-   * per job (formatted only when read); off, nothing. On by default under `NODE_DEBUG=koa-raincheck`.
+   * per job (formatted only when read), more than the rest of a request with one job: a debugging aid (see
+   * docs/performance.md). Off, nothing is captured. On by default under `NODE_DEBUG=koa-raincheck`.
    * @default false, or `true` when `NODE_DEBUG` names `koa-raincheck`
    */
   readonly callSite?: boolean | undefined;
