@@ -67,7 +67,8 @@ await new Promise((resolve) => server.once('listening', resolve));
 const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
 /** One request, then waits for its jobs with rc.onIdle() and sums up. */
-async function signup(query: string): Promise<void> {
+async function signup(title: string, query: string): Promise<void> {
+  console.log(title);
   log(`client  POST /signup?${query}`);
   const sent = performance.now();
   const response = await fetch(`${base}/signup?${query}`, { method: 'POST' });
@@ -82,11 +83,29 @@ async function signup(query: string): Promise<void> {
   );
 }
 
-console.log('koa-raincheck example: jobs run after the response has been sent\n');
-await signup('email=ann@example.com&name=Ann');
-await signup('email=bob@example.com&name=Bob&slack=1'); // one job fails: reported, the others still run
-await signup('email=not-an-email'); // a 400: its queued job is dropped, and the drop reported
-await signup('email=cat@example.com&name=Cat'); // the server is still up
+console.log(`koa-raincheck example: jobs run after the response has been sent.
+
+"Sent" means handed to the socket: Node has written the whole response to the connection (its 'finish'
+event: the "server  response ... handed to the socket" lines). The client reads it a moment later, so a
+quick job can finish before the "client  got ..." line: it still started only after its response had
+left the server. What matters is that the response never waits for its jobs ("response returned after").
+`);
+await signup(
+  '1. A signup: its audit log and welcome email run after the response; the email, queued twice, runs once.',
+  'email=ann@example.com&name=Ann',
+);
+await signup(
+  "2. A signup with a Slack notification that fails: reported on app 'error', the other jobs still run.",
+  'email=bob@example.com&name=Bob&slack=1',
+);
+await signup(
+  '3. An invalid email: the handler throws a 400, so the audit job it had queued is dropped, and the drop reported.',
+  'email=not-an-email',
+);
+await signup(
+  '4. Another signup: the server is still up after the failed job.',
+  'email=cat@example.com&name=Cat',
+);
 
 server.close();
 console.log('All jobs settled; server closed.');

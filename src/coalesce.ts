@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 // From node:perf_hooks, not the global: `globalThis.performance` is a lazy getter, run on every read.
 import { performance } from 'node:perf_hooks';
 import type { Asked, Job } from './job.js';
@@ -82,7 +83,10 @@ export class CoalescingIndex {
   #sweepAt(every: number): void {
     clearInterval(this.#sweeper);
     this.#sweepEvery = every;
-    this.#sweeper = setInterval(() => this.#sweep(), every).unref();
+    // Made from the context this module was loaded in, not from the request whose job just ended: a timer
+    // keeps the async context it was made in (every AsyncLocalStorage store, Koa's `ctx` among them) for
+    // as long as it lives, and this one lives while any job is within its ttl.
+    this.#sweeper = loadContext.runInAsyncScope(setInterval, undefined, () => this.#sweep(), every).unref();
   }
 
   /** Lets go of the jobs whose ttl is over; stops sweeping once none is left. */
@@ -103,6 +107,9 @@ export class CoalescingIndex {
     }
   }
 }
+
+/** The async context this module was loaded in (an app's start, outside any request): see `#sweepAt`. */
+const loadContext = new AsyncResource('koa-raincheck:coalescing-sweep');
 
 /** The key of a call with no argument, in its function's map. */
 const NO_ARGUMENTS = Symbol('no arguments');

@@ -1,4 +1,5 @@
 import { AsyncResource } from 'node:async_hooks';
+import { callSiteOf } from './call-site.js';
 import { type Fingerprint, fingerprintOf, keyOf } from './key.js';
 
 /**
@@ -42,9 +43,10 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
   /**
    * @internal The async context of the call that scheduled the job, which the job runs in, as a timer made
    * there would: every AsyncLocalStorage store visible at that call is visible in the job. `undefined` with
-   * `keepContext: false`.
+   * `keepContext: false`, and once the job has settled: that context holds every store of the call, Koa's
+   * own (the request's `ctx`) among them, and a job that succeeded may be kept for its coalescing ttl.
    */
-  declare readonly scope: AsyncResource | undefined;
+  declare scope: AsyncResource | undefined;
 
   constructor(
     fn: (...args: Args) => unknown,
@@ -96,6 +98,18 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
   /** How many identical jobs of other requests joined this one instead of running (`coalesce()`). */
   get absorbed(): number {
     return this.asked?.absorbed ?? 0;
+  }
+
+  /**
+   * Where the job was scheduled, with the `callSite` option (or `NODE_DEBUG=koa-raincheck`): the stack of
+   * the `ctx.raincheck()` (or `schedule()`) call that made it, without koa-raincheck's own frames, one
+   * `    at ...` line per frame, as in an `Error`'s stack. Formatted on first read. `undefined` without the
+   * option, and once the job has settled unless it failed or timed out (a stack not yet formatted holds
+   * its frames' objects, the request's `ctx` among them). Failure reports carry it in their stack, under
+   * `scheduled at:`.
+   */
+  get scheduledAt(): string | undefined {
+    return this.asked?.callSite === undefined ? undefined : callSiteOf(this as unknown as Job);
   }
 
   /** @internal Records that this job joined `target` instead of running. */
@@ -193,6 +207,11 @@ export interface Asked {
   joined: Job | undefined;
   /** How many identical jobs of other requests joined it. */
   absorbed: number;
+  /**
+   * With the `callSite` option: the stack of the call that made the job, as captured (formatted on first
+   * read), then as text (see src/call-site.ts).
+   */
+  callSite: unknown;
 }
 
 /** @internal */
@@ -206,6 +225,7 @@ export function askedOf(job: Job): Asked {
     coalesceKey: undefined,
     joined: undefined,
     absorbed: 0,
+    callSite: undefined,
   };
   return job.asked;
 }

@@ -189,6 +189,7 @@ const MAX_PLAIN_DEPTH = 32;
  * A canonical serialisation of primitives, arrays and plain objects, or `undefined` for anything else.
  * Every value is tagged with its type, strings and keys with their length, so that `1` and `'1'`, or
  * `['a,b']` and `['a', 'b']`, differ; object keys are sorted, as object-hash does.
+ * @throws {TypeError} for a Proxy at any depth: the call is not fingerprinted at all.
  */
 function plainKey(value: unknown): string | undefined {
   const out = { key: '' }; // one accumulator, passed down: a getter may schedule, and so re-enter
@@ -222,6 +223,10 @@ function appendPlain(value: unknown, out: { key: string }, depth: number): boole
     out.key += 'z';
     return true;
   }
+  // A Proxy can answer every read differently (its keys, its values, its prototype), so a fingerprint of
+  // one could lie: refused here, whatever its neighbours, as object-hash's path refuses it (stableTag).
+  // Not at depth 0: that is the argument list itself, an array made by a rest parameter.
+  if (depth !== 0 && isProxy(value)) throw new TypeError('a Proxy');
   if (depth > MAX_PLAIN_DEPTH) return false;
   if (Array.isArray(value)) {
     if (Object.getPrototypeOf(value) !== Array.prototype) return false;

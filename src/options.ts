@@ -26,7 +26,10 @@ export interface ResponseOutcome {
 export interface RaincheckOptions {
   /**
    * Identical calls in one request (the same function, equal arguments) run once. The first call keeps its
-   * place in the order; later ones return a `Scheduled` with `deduped: true`.
+   * place in the order; later ones return a `Scheduled` with `deduped: true`. `false` turns off only this
+   * collapse, made as calls are scheduled: every call makes a job of its own. Coalescing, when asked
+   * (`coalesce`, `.coalesce()`), is the stronger ask and still applies as jobs are released: an identical
+   * job, of the same request too, joins one that waits for a slot or runs (or succeeded within its ttl).
    * @default true
    */
   readonly dedupe?: boolean | undefined;
@@ -66,11 +69,23 @@ export interface RaincheckOptions {
 
   /**
    * Let every job of this middleware coalesce with identical jobs of other requests, as
-   * `ctx.raincheck(...).coalesce()` does for one job: `true`, or `{ ttl }` (ms) to also join an identical
-   * job that succeeded less than `ttl` ms before.
+   * `ctx.raincheck(...).coalesce()` does for one job: `true`, or `{ ttl }` (ms, at most 2147483647,
+   * setTimeout's bound, about 24.8 days) to also join an identical job that succeeded less than `ttl` ms
+   * before. With `dedupe: false`, identical jobs of one request coalesce with each other too.
    * @default false
+   * @throws {TypeError} (from `raincheck()`) when `ttl` is not a positive number up to 2147483647.
    */
   readonly coalesce?: boolean | { readonly ttl?: number | undefined } | undefined;
+
+  /**
+   * Capture where each job is scheduled (the stack of its `ctx.raincheck()` or `schedule()` call), so that
+   * a failure's report says it: the `RaincheckJobError`'s stack gets a `scheduled at:` section with the
+   * caller's frames (koa-raincheck's own left out), and `job.scheduledAt` has them. Costs a stack capture
+   * per job (formatted only when read), more than the rest of a request with one job: a debugging aid (see
+   * docs/performance.md). Off, nothing is captured. On by default under `NODE_DEBUG=koa-raincheck`.
+   * @default false, or `true` when `NODE_DEBUG` names `koa-raincheck`
+   */
+  readonly callSite?: boolean | undefined;
 
   /**
    * How many jobs of this middleware run at once, across all its requests. Jobs over the limit wait for a
@@ -161,6 +176,7 @@ const defaults: Settings = {
   keepContext: true,
   trackJobs: false,
   coalesce: false,
+  callSite: debug.enabled,
   concurrency: 100,
   maxWaiting: Number.POSITIVE_INFINITY,
   timeout: Number.POSITIVE_INFINITY,
@@ -176,6 +192,7 @@ const expected: { readonly [K in keyof Settings]: 'boolean' | 'function' | 'numb
   keepContext: 'boolean',
   trackJobs: 'boolean',
   coalesce: 'coalesce',
+  callSite: 'boolean',
   concurrency: 'number',
   maxWaiting: 'number',
   timeout: 'number',

@@ -1,6 +1,7 @@
 import { channel } from 'node:diagnostics_channel';
 import { performance } from 'node:perf_hooks';
 import type { Context } from 'koa';
+import { withCallSite } from './call-site.js';
 import { describe, RaincheckJobError } from './errors.js';
 import type { Job } from './job.js';
 import type { DropReason, ResponseOutcome } from './options.js';
@@ -23,7 +24,9 @@ function wrap(cause: unknown, job: Job): RaincheckJobError {
   } catch {
     // `instanceof` on a revoked Proxy throws: it is not ours.
   }
-  return ours ? (cause as RaincheckJobError) : new RaincheckJobError(job, cause);
+  const error = ours ? (cause as RaincheckJobError) : new RaincheckJobError(job, cause);
+  // With the `callSite` option: where the job was scheduled, after the frames of where it failed.
+  return job.asked?.callSite === undefined ? error : withCallSite(error, job);
 }
 
 export function reportDrop(

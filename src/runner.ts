@@ -1,4 +1,5 @@
 import type { Context } from 'koa';
+import { settleCallSite } from './call-site.js';
 import { CoalescingIndex } from './coalesce.js';
 import { RaincheckDrainTimeoutError, RaincheckOverflowError, RaincheckTimeoutError } from './errors.js';
 import { instrument } from './instrument.js';
@@ -426,9 +427,17 @@ export class Runner implements JobReports {
     }
   }
 
+  /**
+   * Every job ends here, once: it lets go of its request (its group) and of the async context it was
+   * scheduled in (which holds Koa's store, the request's `ctx`), and of its call site unless it failed
+   * (a stack not yet formatted holds its frames' objects), so that a job kept afterwards (by the
+   * coalescing index for its ttl, or by the caller's `Scheduled`) keeps nothing of the request alive.
+   */
   #settle(job: Job): void {
     const group = job.group as JobGroup;
     job.group = undefined;
+    job.scope = undefined;
+    if (job.asked !== undefined) settleCallSite(job);
     if (--group.unsettled === 0) this.#unlinkBusy(group);
     if (this.#idleWaiters.length !== 0 && this.pending === 0) this.#wakeIdleWaiters();
   }

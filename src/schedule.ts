@@ -70,9 +70,10 @@ function newQueue(ctx: RaincheckContext): RequestQueue {
   const runner = ctx[RUNNER];
   if (runner === undefined) throw notMounted();
   const queue = new RequestQueue(ctx, runner);
-  // Kept on ctx, where code that replaces ctx.state cannot lose it; shown on ctx.state, the documented place.
+  // Kept on ctx, where code that replaces ctx.state cannot lose it; shown on ctx.state, the documented place,
+  // not enumerable: deep equality (node:assert, chai, lodash) and spread / Object.assign copies skip it.
   ctx[QUEUE] = queue;
-  (ctx.state as Record<symbol, RequestQueue>)[QUEUE] = queue;
+  Object.defineProperty(ctx.state, QUEUE, { value: queue, writable: true, configurable: true });
   // Scheduled while the downstream was still being called synchronously, the middleware will hand the
   // queue its promise; otherwise it is here already (pending, or settled for a late first call).
   const downstream = ctx[DOWNSTREAM];

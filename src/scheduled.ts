@@ -54,8 +54,10 @@ export class Scheduled {
    * it joins that one instead of running (state `'coalesced'`, `job.joined`). With `ttl` (ms), it also
    * joins one that succeeded less than `ttl` ms before (the ttl of the job that ran counts). A job that
    * failed or timed out absorbs nothing after it ended. Call it right away. On collapsed calls of one
-   * request, any call asking makes the shared job coalesce, with the longest ttl asked.
-   * @throws {TypeError} when `options.ttl` is not a positive number.
+   * request, any call asking makes the shared job coalesce, with the longest ttl asked; with
+   * `dedupe: false`, identical calls of one request are jobs of their own, and coalesce with each other.
+   * @throws {TypeError} when `options.ttl` is not a positive number of ms up to 2147483647 (setTimeout's
+   * bound, about 24.8 days); the message names what was expected and what was given.
    */
   coalesce(options?: { readonly ttl?: number | undefined }): this {
     const ttl = checkTtl(options);

@@ -5,9 +5,13 @@ import { majorsForThisNode } from './adapters/majors.js';
 import { whenServer } from './servers.js';
 
 describe('npm run example', () => {
-  it('runs the signup example to the end and prints its timeline', async () => {
+  let stdout = '';
+  before(async () => {
     const script = new URL('../example/signup.ts', import.meta.url).pathname;
-    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', script]);
+    ({ stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', script]));
+  });
+
+  it('runs the signup example to the end and prints its timeline', () => {
     expect(stdout).to.include('deduped = [false, true]');
     expect(stdout).to.match(
       /error {3}koa-raincheck: job notifySlack\(\) failed: .* \(reported, server still up\)/,
@@ -15,6 +19,26 @@ describe('npm run example', () => {
     expect(stdout).to.include('dropped writeAuditLog(): the response status was 400');
     expect(stdout.match(/job {5}sendWelcomeEmail\(\S+\) finished/g)).to.have.length(3);
     expect(stdout).to.include('All jobs settled; server closed.');
+  });
+
+  it('says what "sent" means, and what each of its four requests shows', () => {
+    expect(stdout).to.include('jobs run after the response has been sent');
+    expect(stdout).to.include('"Sent" means handed to the socket');
+    const sections = stdout.split(/\n(?=\d\. )/).slice(1);
+    expect(sections.map((section) => section.slice(0, 3))).to.deep.equal(['1. ', '2. ', '3. ', '4. ']);
+    expect(sections[0]).to.match(/^1\. .*queued twice, runs once/);
+    expect(sections[1]).to.match(/^2\. .*fails: reported on app 'error'/);
+    expect(sections[2]).to.match(/^3\. .*400.*dropped/);
+    expect(sections[3]).to.match(/^4\. .*still up/);
+    // In each, the response is handed to the socket before any of its jobs ends or is dropped.
+    for (const section of sections) {
+      const lines = section.split('\n');
+      const handedOver = lines.findIndex((line) => / server {2}response \d+ handed to the socket/.test(line));
+      const jobs = lines.flatMap((line, i) => (/ (job {5}|dropped |error {3})/.test(line) ? [i] : []));
+      expect(handedOver, section).to.be.greaterThan(0);
+      expect(jobs, section).to.not.deep.equal([]);
+      expect(Math.min(...jobs), section).to.be.greaterThan(handedOver);
+    }
   });
 });
 

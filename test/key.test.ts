@@ -47,6 +47,32 @@ describe('dedupeKey(fn, args)', () => {
     expect(key).to.not.equal(dedupeKey(fn, [`${'x'.repeat(99_999)}y`]));
   });
 
+  it("is undefined for a Proxy at any depth, on the plain-data path as on object-hash's", () => {
+    const transparent = new Proxy({ a: 1 }, {});
+    // A Proxy can answer each read differently: a fingerprint of one could be made to lie.
+    let reads = 0;
+    const shifty = new Proxy({} as Record<string, number>, {
+      ownKeys: () => ['a'],
+      getOwnPropertyDescriptor: () => ({ value: reads, enumerable: true, configurable: true }),
+      get: () => reads++,
+    });
+    const lists: unknown[][] = [
+      [transparent],
+      ['x', 1, transparent],
+      [{ nested: [transparent] }],
+      [new Proxy([1, 2], {})],
+      [shifty],
+      [transparent, new Date(0)],
+      [Symbol.for('s'), transparent],
+      [new Map([['k', transparent]])],
+    ];
+    for (const args of lists) expect(dedupeKey(fn, args), String(lists.indexOf(args))).to.equal(undefined);
+    // A function is compared by identity, a Proxy of one too: identity cannot lie.
+    const proxied = new Proxy(fn, {});
+    expect(dedupeKey(fn, [proxied])).to.equal(dedupeKey(fn, [proxied]));
+    expect(dedupeKey(fn, [proxied])).to.not.equal(dedupeKey(fn, [fn]));
+  });
+
   it('is undefined, never a throw, for arguments object-hash cannot take', () => {
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;

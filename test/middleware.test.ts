@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { expect } from 'chai';
 import Koa from 'koa';
 import request from 'supertest';
@@ -25,7 +26,7 @@ describe('raincheck(options)', () => {
       [{ onDrop: {} }, 'Expected `options.onDrop` to be a function, got `object`'],
       [
         { runAsnyc: false },
-        'Unknown option `runAsnyc`; expected one of `dedupe`, `runAsync`, `immediate`, `keepContext`, `trackJobs`, `coalesce`, `concurrency`, ' +
+        'Unknown option `runAsnyc`; expected one of `dedupe`, `runAsync`, `immediate`, `keepContext`, `trackJobs`, `coalesce`, `callSite`, `concurrency`, ' +
           '`maxWaiting`, `timeout`, `runWhen`, `onError`, `onDrop`',
       ],
       [{ concurrency: '10' }, 'Expected `options.concurrency` to be a number, got `string`'],
@@ -99,6 +100,28 @@ describe('raincheck(options)', () => {
     const seen: string[] = [];
     for (const key in state) seen.push(key);
     expect(seen).to.deep.equal(['user']);
+  });
+
+  it('keeps the queue out of deep equality and of copies of ctx.state, and readable under QUEUE', async () => {
+    const { app, rc } = appWith();
+    let state: Record<string | symbol, unknown> = {};
+    app.use(async (ctx) => {
+      ctx.raincheck(() => {});
+      // As Koa's own test suite asserts, inside the request: a failure answers 500.
+      assert.deepStrictEqual(ctx.state, {});
+      state = ctx.state;
+      ctx.body = 'ok';
+    });
+    await request(app.callback()).get('/').expect(200);
+    await rc.onIdle();
+    expect(state).to.deep.equal({});
+    expect(() => assert.deepStrictEqual(state, {})).to.not.throw();
+    expect(Object.getOwnPropertySymbols({ ...state })).to.deep.equal([]);
+    expect(Object.getOwnPropertySymbols(Object.assign({}, state))).to.deep.equal([]);
+    expect(state[QUEUE]).to.be.an('object');
+    // Still replaceable and deletable, as an ordinary property would be.
+    const descriptor = Object.getOwnPropertyDescriptor(state, QUEUE);
+    expect(descriptor).to.include({ enumerable: false, writable: true, configurable: true });
   });
 
   describe('.onIdle() and .pending', () => {

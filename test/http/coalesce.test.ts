@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -321,6 +322,42 @@ describe('scheduled.coalesce() and raincheck({ coalesce })', () => {
     });
   }
 
+  for (const [how, options, runs, coalesced] of [
+    ['with coalesce: true', { dedupe: false, coalesce: true }, 1, 1],
+    ['with .coalesce()', { dedupe: false }, 1, 1],
+    ['without coalescing', { dedupe: false }, 2, 0],
+  ] as const) {
+    it(`raincheck({ dedupe: false }) ${how}: two identical calls of one request run ${runs === 1 ? 'once' : 'twice'}`, async () => {
+      // dedupe: false keeps the two calls two jobs; coalescing, the stronger and explicit ask, still joins
+      // the second to the first as they are released, because the first is running.
+      const { app, rc } = appWith(options);
+      const gate = deferred();
+      let ran = 0;
+      async function reindex(_id: number) {
+        ran++;
+        await gate.promise;
+      }
+      const calls: Scheduled[] = [];
+      app.use(async (ctx) => {
+        for (let i = 0; i < 2; i++) {
+          const call = ctx.raincheck(reindex, 42);
+          if (how === 'with .coalesce()') call.coalesce();
+          calls.push(call);
+        }
+        ctx.body = 'ok';
+      });
+      await request(app.callback()).get('/').expect(200);
+      while (rc.stats.awaitingResponse > 0) await new Promise(setImmediate); // both released
+      gate.resolve();
+      await rc.onIdle();
+      expect(calls.map((call) => call.deduped)).to.deep.equal([false, false]);
+      expect(calls[0]?.job).to.not.equal(calls[1]?.job);
+      expect(ran).to.equal(runs);
+      expect(rc.stats).to.include({ scheduled: 2, deduped: 0, succeeded: runs, coalesced });
+      if (coalesced === 1) expect(calls[1]?.job.joined).to.equal(calls[0]?.job);
+    });
+  }
+
   it('forgets a coalescing job cancelled while it waited for a slot: the next identical one runs', async () => {
     const { app, rc, gate, started, scheduled, runs } = reindexApp('call', {
       concurrency: 1,
@@ -400,6 +437,37 @@ describe('scheduled.coalesce() and raincheck({ coalesce })', () => {
     await rc.onIdle();
     expect([...runs.values()].reduce((x, y) => x + y)).to.equal(classes.size);
     expect(rc.stats).to.include({ succeeded: classes.size, coalesced: calls.length - classes.size });
+  });
+
+  it("bounds the ttl by setTimeout's range: up to 2147483647 ms, a TypeError above it, as the docs say", async () => {
+    const bound = 2 ** 31 - 1;
+    expect(() => appWith({ coalesce: { ttl: bound } })).to.not.throw();
+    expect(() => appWith({ coalesce: { ttl: bound + 1 } })).to.throw(
+      TypeError,
+      'Expected `options.coalesce.ttl` to be a positive number of ms up to 2147483647, got `2147483648`',
+    );
+    const { app, rc } = appWith();
+    const thrown: unknown[] = [];
+    app.use(async (ctx) => {
+      ctx.raincheck(() => {}).coalesce({ ttl: bound });
+      try {
+        ctx.raincheck(() => {}).coalesce({ ttl: bound + 1 });
+      } catch (error) {
+        thrown.push(error);
+      }
+      ctx.body = 'ok';
+    });
+    await request(app.callback()).get('/').expect(200);
+    await rc.onIdle();
+    expect(thrown).to.have.length(1);
+    expect(thrown[0]).to.be.instanceOf(TypeError);
+    const message = (thrown[0] as TypeError).message;
+    expect(message).to.equal(
+      'Expected `options.ttl` to be a positive number of ms up to 2147483647, got `2147483648`',
+    );
+    // The bound and the message, as docs/semantics.md gives them.
+    const semantics = await readFile(new URL('../../docs/semantics.md', import.meta.url), 'utf8');
+    expect(semantics).to.include(`\`\`${message} \`\``);
   });
 
   it('throws a TypeError for a ttl that is not a positive number, at the call and in the option', async () => {

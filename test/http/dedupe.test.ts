@@ -110,6 +110,37 @@ describe('raincheck({ dedupe })', () => {
     expect(returned.every((s) => !s.deduped && s.job.key === undefined)).to.equal(true);
   });
 
+  it('runs, without deduping, calls with a Proxy among their arguments, whatever its neighbours', async () => {
+    const returned: Record<string, Scheduled[]> = {};
+    const ran = await ranIn((ctx, ran) => {
+      const job = (...args: unknown[]) => ran.push(args);
+      const record = new Proxy({ id: 1 }, {}); // transparent: reads as { id: 1 }
+      const list = new Proxy([1, 2], {});
+      // The same Proxy twice, among plain arguments (the plain-data path) and beside a Date or a Symbol
+      // (object-hash's path): the documented rule, a Proxy is not fingerprinted, on both.
+      const calls: Record<string, unknown[]> = {
+        'among plain arguments': ['a', 1, record],
+        'nested in plain data': [{ records: [record] }],
+        'a Proxy of an array': [list, 'x'],
+        'beside a Date': [record, new Date(0)],
+        'beside a Symbol': [Symbol.for('s'), record],
+      };
+      for (const [name, args] of Object.entries(calls)) {
+        returned[name] = [ctx.raincheck(job, ...args), ctx.raincheck(job, ...args)];
+      }
+    });
+    expect(ran).to.have.length(10);
+    for (const [name, calls] of Object.entries(returned)) {
+      expect(
+        calls.map((call) => [call.deduped, call.job.key]),
+        name,
+      ).to.deep.equal([
+        [false, undefined],
+        [false, undefined],
+      ]);
+    }
+  });
+
   it('collapses a late call into an identical one made earlier in the request', async () => {
     const ran = await ranIn((ctx, ran) => {
       const job = (n: number) => {

@@ -1,7 +1,9 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { expect } from 'chai';
+import Koa from 'koa';
 import request from 'supertest';
+import { raincheck } from '../../src/index.js';
 import { appWith, deferred } from '../helpers.js';
 
 setFlagsFromString('--expose-gc');
@@ -75,4 +77,43 @@ describe('raincheck({ concurrency }) and memory', () => {
     releaseHold.resolve();
     await rc.onIdle();
   });
+});
+
+describe(".coalesce({ ttl }) and memory, with Koa's asyncLocalStorage", () => {
+  // With callSite, each job also captured the stack of its scheduling call, whose frames hold the ctx.
+  for (const options of [{}, { callSite: true }]) {
+    it(`lets go of the ctx of 20 requests whose coalescing jobs succeeded, while their ttl still runs (${JSON.stringify(options)})`, async () => {
+      const app = new Koa({ asyncLocalStorage: true });
+      app.on('error', () => {});
+      const rc = raincheck(options);
+      app.use(rc);
+      const refs: Array<WeakRef<object>> = [];
+      const refreshed: number[] = [];
+      // Module-level in spirit: the job's function and arguments reach nothing of the request.
+      const refresh = (id: number) => {
+        refreshed.push(id);
+      };
+      app.use(async (ctx) => {
+        refs.push(new WeakRef(ctx));
+        // Node caches the Date header for up to a second with a timer made in the request that formatted
+        // it, which keeps that request's async context, Koa's store: not the library's doing.
+        ctx.res.sendDate = false;
+        ctx.raincheck(refresh, Number(ctx.query.id)).coalesce({ ttl: 60_000 });
+        ctx.body = 'ok';
+      });
+      for (let id = 0; id < 20; id++) await request(app.callback()).get(`/?id=${id}`).expect(200);
+      await rc.onIdle();
+      expect(rc.stats).to.include({ succeeded: 20, coalesced: 0 });
+      await collectGarbage();
+      expect(
+        refs.filter((ref) => ref.deref() !== undefined),
+        'ctx objects still reachable',
+      ).to.have.length(0);
+      // Within their ttl the jobs still absorb identical ones: what was let go is only what they no longer need.
+      await request(app.callback()).get('/?id=7').expect(200);
+      await rc.onIdle();
+      expect(rc.stats).to.include({ succeeded: 20, coalesced: 1 });
+      expect(refreshed).to.have.length(20);
+    });
+  }
 });

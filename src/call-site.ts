@@ -1,0 +1,92 @@
+import { fileURLToPath } from 'node:url';
+import { askedOf, type Job } from './job.js';
+
+/**
+ * Where jobs were scheduled, with the `callSite` option: the stack of the call that made the job, captured
+ * there and formatted only when read (a failure's report, `job.scheduledAt`).
+ *
+ * Captured unformatted, a stack holds the receivers and functions of its frames (Koa's `ctx` among them)
+ * until it is formatted; so a job that settles lets go of it (`settleCallSite`), unless it failed or timed
+ * out, which keeps it as text.
+ */
+
+/** Frames the library's own calls take above the user's call: kept on top of `Error.stackTraceLimit`. */
+const LIBRARY_FRAMES = 8;
+
+/** What `Error.captureStackTrace` fills in: a `stack` formatted on first read. */
+interface Holder {
+  stack?: string;
+}
+
+/** Captures the stack of the scheduling call for `job`. Called where the job is made, once per job. */
+export function captureCallSite(job: Job): void {
+  const holder: Holder = {};
+  const limit = Error.stackTraceLimit;
+  if (typeof limit === 'number') Error.stackTraceLimit = limit + LIBRARY_FRAMES;
+  try {
+    Error.captureStackTrace(holder, captureCallSite);
+  } finally {
+    if (typeof limit === 'number') Error.stackTraceLimit = limit;
+  }
+  askedOf(job).callSite = holder;
+}
+
+/**
+ * The call site of `job` as text (its frames outside koa-raincheck, one `    at ...` line each), formatted
+ * on first read; `undefined` when none was captured, or when the job settled without failing.
+ */
+export function callSiteOf(job: Job): string | undefined {
+  const asked = job.asked;
+  const site = asked?.callSite;
+  if (site === undefined || typeof site === 'string') return site;
+  const text = userFrames((site as Holder).stack);
+  (asked as { callSite: unknown }).callSite = text; // the frames go: only the text stays
+  return text;
+}
+
+/**
+ * A job settled (ran, was dropped, or joined another): one that failed or timed out keeps its call site as
+ * text, for reports read later; the others let go of it.
+ */
+export function settleCallSite(job: Job): void {
+  const asked = job.asked;
+  if (asked === undefined || asked.callSite === undefined) return;
+  if (job.state === 'failed' || job.state === 'timedOut') callSiteOf(job);
+  else asked.callSite = undefined;
+}
+
+/** The errors whose stack already names their job's call site. */
+const annotated = new WeakSet<Error>();
+
+/**
+ * Adds a `scheduled at:` section to a job's error report, after its own frames: the frames of the call that
+ * scheduled the job, those of koa-raincheck left out. Once per error.
+ */
+export function withCallSite<E extends Error>(error: E, job: Job): E {
+  const site = callSiteOf(job);
+  if (site === undefined || site === '' || annotated.has(error)) return error;
+  annotated.add(error);
+  try {
+    error.stack = `${String(error.stack)}\nscheduled at:\n${site}`;
+  } catch {
+    // A frozen error, or a `stack` setter that throws: the report goes out without the call site.
+  }
+  return error;
+}
+
+/** The library's own directory (src/ or dist/), as a path and as a file URL: frames in it are left out. */
+const ownDir = new URL('.', import.meta.url);
+const ownPaths = [ownDir.href, fileURLToPath(ownDir)];
+
+/** The `at` lines of a formatted stack that are not the library's own. */
+function userFrames(stack: string | undefined): string {
+  if (typeof stack !== 'string') return '';
+  const lines = stack.split('\n');
+  const frames: string[] = [];
+  for (const line of lines) {
+    if (!line.startsWith('    at ')) continue; // the header ("Error"), or a line of its message
+    if (ownPaths.some((own) => line.includes(own))) continue;
+    frames.push(line);
+  }
+  return frames.join('\n');
+}
