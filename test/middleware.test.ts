@@ -82,46 +82,26 @@ describe('raincheck(options)', () => {
     expect(inner.pending).to.equal(0);
   });
 
-  it('keeps the queue on ctx.state under a symbol that templates and JSON do not see', async () => {
+  it('leaves ctx.state as it was: deep-equal to {} and copied without the queue, which is read at ctx[QUEUE]', async () => {
     const { app, rc } = appWith();
     let state: Record<string | symbol, unknown> = {};
-    app.use(async (ctx) => {
-      ctx.state.user = 'ann';
-      ctx.raincheck(() => {});
-      state = ctx.state;
-      ctx.body = { ...ctx.state };
-    });
-    const res = await request(app.callback()).get('/').expect(200);
-    await rc.onIdle();
-    expect(res.body).to.deep.equal({ user: 'ann' });
-    expect(Object.keys(state)).to.deep.equal(['user']);
-    expect(state[QUEUE]).to.be.an('object');
-    expect(JSON.stringify(state)).to.equal('{"user":"ann"}');
-    const seen: string[] = [];
-    for (const key in state) seen.push(key);
-    expect(seen).to.deep.equal(['user']);
-  });
-
-  it('keeps the queue out of deep equality and of copies of ctx.state, and readable under QUEUE', async () => {
-    const { app, rc } = appWith();
-    let state: Record<string | symbol, unknown> = {};
+    let queue: unknown;
     app.use(async (ctx) => {
       ctx.raincheck(() => {});
       // As Koa's own test suite asserts, inside the request: a failure answers 500.
       assert.deepStrictEqual(ctx.state, {});
       state = ctx.state;
+      queue = (ctx as unknown as Record<symbol, unknown>)[QUEUE];
       ctx.body = 'ok';
     });
     await request(app.callback()).get('/').expect(200);
     await rc.onIdle();
     expect(state).to.deep.equal({});
     expect(() => assert.deepStrictEqual(state, {})).to.not.throw();
-    expect(Object.getOwnPropertySymbols({ ...state })).to.deep.equal([]);
-    expect(Object.getOwnPropertySymbols(Object.assign({}, state))).to.deep.equal([]);
-    expect(state[QUEUE]).to.be.an('object');
-    // Still replaceable and deletable, as an ordinary property would be.
-    const descriptor = Object.getOwnPropertyDescriptor(state, QUEUE);
-    expect(descriptor).to.include({ enumerable: false, writable: true, configurable: true });
+    expect(Reflect.ownKeys({ ...state })).to.deep.equal([]);
+    expect(Reflect.ownKeys(Object.assign({}, state))).to.deep.equal([]);
+    expect(Reflect.ownKeys(state)).to.deep.equal([]);
+    expect(queue).to.be.an('object');
   });
 
   describe('.onIdle() and .pending', () => {
