@@ -166,8 +166,14 @@ export const CANCELLED = 2;
  * registered unless one of them is installed.
  */
 function captureScope(): AsyncResource {
-  return new AsyncResource('koa-raincheck');
+  return new AsyncResource('koa-raincheck', SCOPE_OPTIONS);
 }
+
+/**
+ * The defaults, passed: without options, AsyncResource reads its missing ones from a frozen null-prototype
+ * object, a slow property load per job (~190 instructions).
+ */
+const SCOPE_OPTIONS = { requireManualDestroy: false } as const;
 
 /** The dedupe keys read so far (`Job#key`), made once per job. */
 const keys = new WeakMap<object, string>();
