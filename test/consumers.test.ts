@@ -124,8 +124,12 @@ describe('the packed tarball under test runners, each in a project of its own', 
   });
 
   describe('node --test, ESM project that also require()s the package', () => {
-    it("gets one module instance: a middleware imported runs jobs scheduled through require(), one setOutsideRequest(), one tracing hook, one class each; the tracer has the package's version", async () => {
-      const { passed, output } = await runIn('node-test', ['--test', 'one-instance.test.js']);
+    it('gets one module instance: jobs scheduled through require() run by a middleware imported, one class each, one setOutsideRequest(), one tracing hook', async () => {
+      const { passed, output } = await runIn('node-test', [
+        '--test',
+        '--test-reporter=tap',
+        'one-instance.test.js',
+      ]);
       expect(passed, output).to.equal(true);
       expect(output).to.match(/^# pass 5$/m);
       expect(output).to.match(/^# fail 0$/m);
