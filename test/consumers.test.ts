@@ -1,9 +1,9 @@
 // The packed package (test/packed.ts) under the test runners users run it with, each in a project of its own
-// that installed the tarball: Jest 30 in a CommonJS project with its default configuration (Jest's module
-// system require()s packages, and cannot load ES modules), Vitest in an ESM project, and `node --test` in an
-// ESM project that also require()s the package (one module instance for both). Each serves real HTTP
-// requests (supertest) whose jobs it awaits with the middleware's onIdle(). The projects' files are under
-// test/fixtures/.consumers/ (a dot directory: the project's type-check skips it).
+// (the three share one install of the tarball): Jest 30 in a CommonJS project with its default configuration
+// (Jest's module system require()s packages, and cannot load ES modules), Vitest in an ESM project, and
+// `node --test` in an ESM project that also require()s the package (one module instance for both). Each
+// serves real HTTP requests (supertest) whose jobs it awaits with the middleware's onIdle(). The projects'
+// files are under test/fixtures/.consumers/ (a dot directory: the project's type-check skips it).
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -37,36 +37,33 @@ describe('the packed tarball under test runners, each in a project of its own', 
     this.timeout(300_000);
     dir = await mkdtemp(path.join(tmpdir(), 'koa-raincheck-consumers-'));
     const tarball = await packedTarball();
-    const common = await Promise.all(['koa', 'supertest', '@opentelemetry/api'].map(devRange));
-    const projects: Record<Name, { type?: 'module'; deps: string[] }> = {
-      jest: { deps: [await devRange('jest')] }, // no "type": CommonJS
-      vitest: { type: 'module', deps: [newestVitest ? 'vitest@latest' : await devRange('vitest')] },
-      'node-test': { type: 'module', deps: [] },
+    const vitest = newestVitest ? 'vitest@latest' : await devRange('vitest');
+    const projects: Record<Name, { type?: 'module' }> = {
+      jest: {}, // no "type": CommonJS
+      vitest: { type: 'module' },
+      'node-test': { type: 'module' },
     };
-    // Side by side: npm spends most of an install waiting on its cache and the disk.
-    const installed = await Promise.all(
-      Object.entries(projects).map(async ([name, { type, deps }]) => {
-        await cp(
-          fileURLToPath(new URL(`./fixtures/.consumers/${name}/`, import.meta.url)),
-          app(name as Name),
-          {
-            recursive: true,
-          },
-        );
-        const manifest = { name: `consumer-${name}`, version: '1.0.0', private: true, ...(type && { type }) };
-        await writeFile(path.join(app(name as Name), 'package.json'), JSON.stringify(manifest));
-        const started = performance.now();
-        await npm(app(name as Name), [...install, tarball, ...common, ...deps]);
-        const took = Math.round(performance.now() - started);
-        const runner = deps[0]?.replace(/@[^@]*$/, '');
-        if (runner === undefined) return `${name} ${took} ms`;
-        const { version } = JSON.parse(
-          await readFile(path.join(app(name as Name), 'node_modules', runner, 'package.json'), 'utf8'),
-        );
-        return `${runner} ${version} ${took} ms`;
+    for (const [name, { type }] of Object.entries(projects)) {
+      await cp(fileURLToPath(new URL(`./fixtures/.consumers/${name}/`, import.meta.url)), app(name as Name), {
+        recursive: true,
+      });
+      const manifest = { name: `consumer-${name}`, version: '1.0.0', private: true, ...(type && { type }) };
+      await writeFile(path.join(app(name as Name), 'package.json'), JSON.stringify(manifest));
+    }
+    // One install that the three projects (its subdirectories) share, as in a monorepo: each still has its
+    // own package.json and its runner's default configuration. Three installs took ~1.7 times as long.
+    await writeFile(path.join(dir, 'package.json'), JSON.stringify({ name: 'consumers', private: true }));
+    const deps = ['koa', 'supertest', '@opentelemetry/api', 'jest'].map(devRange);
+    const started = performance.now();
+    await npm(dir, [...install, tarball, ...(await Promise.all(deps)), vitest]);
+    const took = Math.round(performance.now() - started);
+    const versions = await Promise.all(
+      ['jest', 'vitest'].map(async (runner) => {
+        const manifest = path.join(dir, 'node_modules', runner, 'package.json');
+        return `${runner} ${JSON.parse(await readFile(manifest, 'utf8')).version}`;
       }),
     );
-    console.log(`      installed on Node ${process.versions.node}: ${installed.join(', ')}`);
+    console.log(`      ${versions.join(', ')} installed in ${took} ms on Node ${process.versions.node}`);
   });
 
   after(async () => {
@@ -84,7 +81,7 @@ describe('the packed tarball under test runners, each in a project of its own', 
     );
   }
 
-  const jest = (name: Name) => runIn(name, [path.join('node_modules', 'jest', 'bin', 'jest.js')]);
+  const jest = (name: Name) => runIn(name, [path.join(dir, 'node_modules', 'jest', 'bin', 'jest.js')]);
 
   describe('Jest 30, CommonJS project, default configuration', () => {
     it('requires the package and every subpath, and runs the jobs of real requests after their responses', async () => {
@@ -94,8 +91,9 @@ describe('the packed tarball under test runners, each in a project of its own', 
     });
 
     it("fails with Jest's ESM error when `require` leads to the ESM entry points (the check above can fail)", async () => {
-      // The package as it was before its CommonJS build: every entry point ESM, for require() too.
-      const file = path.join(app('jest'), 'node_modules', 'koa-raincheck', 'package.json');
+      // The package as it was before its CommonJS build: every entry point ESM, for require() too. (The
+      // install is the three projects': put back before the next test.)
+      const file = path.join(dir, 'node_modules', 'koa-raincheck', 'package.json');
       const original = await readFile(file, 'utf8');
       const manifest = JSON.parse(original);
       for (const conditions of Object.values<{ import?: unknown; require?: unknown }>(manifest.exports)) {
@@ -115,7 +113,7 @@ describe('the packed tarball under test runners, each in a project of its own', 
   describe(`Vitest ${newestVitest ? '(newest)' : '4 (the newest for Node 20)'}, ESM project, default configuration`, () => {
     it('imports the package and every subpath, and runs the jobs of real requests after their responses', async () => {
       const { passed, output } = await runIn('vitest', [
-        path.join('node_modules', 'vitest', 'vitest.mjs'),
+        path.join(dir, 'node_modules', 'vitest', 'vitest.mjs'),
         'run',
       ]);
       expect(passed, output).to.equal(true);
