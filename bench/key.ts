@@ -1,6 +1,6 @@
 import objectHash from 'object-hash';
-// The built module, as users run it (see server.mjs).
-import { dedupeKey } from '../dist/key.js';
+// The built module as users run it (see server.mjs): dist/cjs/, which dist/index.js re-exports.
+import { dedupeKey } from '../dist/cjs/key.js';
 
 /** The key micro-benchmark's inputs: the argument lists a job is scheduled with. */
 const inputs: Record<string, unknown[]> = {

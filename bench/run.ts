@@ -284,7 +284,7 @@ async function heapSoak(runtime: Runtime, scenario: 'S2' | 'S9' = 'S2'): Promise
 }
 
 /**
- * The dedupe key micro-benchmark (bench/key.ts, on the built dist/key.js) in a process of its own on
+ * The dedupe key micro-benchmark (bench/key.ts, on the built dist/cjs/key.js) in a process of its own on
  * `runtime`, on this process's core. Through tsx, as this file runs: key.ts is TypeScript; what it measures
  * is dist/, plain JavaScript.
  */

@@ -1,4 +1,4 @@
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { askedOf, type Job } from './job.js';
 
 /**
@@ -74,9 +74,20 @@ export function withCallSite<E extends Error>(error: E, job: Job): E {
   return error;
 }
 
-/** The library's own directory (src/ or dist/), as a path and as a file URL: frames in it are left out. */
-const ownDir = new URL('.', import.meta.url);
-const ownPaths = [ownDir.href, fileURLToPath(ownDir)];
+/**
+ * The library's own directory (src/, dist/ or dist/cjs/), as a path and as a file URL: frames in it are left
+ * out. Read from this file's own frame, which names it in ESM (a file URL) and CommonJS (a path) alike:
+ * `import.meta` is not there in the CommonJS build.
+ */
+const ownPaths = ownDirectory();
+
+function ownDirectory(): string[] {
+  const frame = new Error().stack?.split('\n')[1] ?? '';
+  const file = /\(?([^\s()]+):\d+:\d+\)?$/.exec(frame)?.[1];
+  if (file === undefined) return [];
+  const dir = file.slice(0, file.lastIndexOf('/') + 1);
+  return dir.startsWith('file:') ? [dir, fileURLToPath(dir)] : [dir, pathToFileURL(dir).href];
+}
 
 /** The `at` lines of a formatted stack that are not the library's own. */
 function userFrames(stack: string | undefined): string {

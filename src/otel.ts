@@ -184,13 +184,19 @@ function defaultTracer(): Tracer {
 
 /** This package's version, for the tracer's instrumentation scope; none when bundled without package.json. */
 function ownVersion(): string | undefined {
-  try {
-    // src/ and dist/ both sit right under the package's root.
-    const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
-    return typeof manifest.version === 'string' ? manifest.version : undefined;
-  } catch {
-    return undefined;
+  // src/ sits right under the package's root, the CommonJS build (dist/cjs/, whose own package.json only
+  // sets the module type) two levels down. `import.meta.url` is this file's URL in both: scripts/build.mjs
+  // defines it for CommonJS.
+  for (const candidate of ['../package.json', '../../package.json']) {
+    try {
+      const manifest = JSON.parse(readFileSync(new URL(candidate, import.meta.url), 'utf8'));
+      if (manifest.name === 'koa-raincheck')
+        return typeof manifest.version === 'string' ? manifest.version : undefined;
+    } catch {
+      // not there (or not JSON): the next candidate
+    }
   }
+  return undefined;
 }
 
 /**

@@ -36,13 +36,13 @@ const markedRun = (name: string) => blocks.find((b) => b.marker?.kind === 'run' 
 /** Gitignored; one directory per test run inside it, so that two runs at once do not meet. */
 const scratchRoot = path.join(root, '.docs-check');
 
-/** The blocks import dist/, as users do: it must have been built from the current src/. */
+/** The blocks import dist/, as users do: it must have been built from the current src/ (dist/cjs/ has the code). */
 function assertBuilt(): void {
   const stale = readdirSync(path.join(root, 'src'), { recursive: true })
     .map(String)
     .filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts'))
     .filter((file) => {
-      const built = path.join(root, 'dist', file.replace(/\.ts$/, '.js'));
+      const built = path.join(root, 'dist', 'cjs', file.replace(/\.ts$/, '.js'));
       return !existsSync(built) || statSync(built).mtimeMs < statSync(path.join(root, 'src', file)).mtimeMs;
     });
   if (stale.length > 0) {

@@ -1,39 +1,65 @@
 import { execFile } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
 
 const run = promisify(execFile);
 const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).pathname;
 
-// What users install is checked in test/tarball.test.ts (packed, installed, imported, required, type-checked).
+// What users install is checked in test/tarball.test.ts (packed, installed, imported, required, type-checked)
+// and test/consumers.test.ts (under Jest, Vitest and node --test).
 describe('the koa-raincheck package', () => {
   it('builds on `prepare`, the one script npm runs when it packs a git dependency (not `prepack`)', async () => {
     const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
     expect(pkg.scripts.prepare).to.match(/\bnpm run build$/);
   });
 
-  it('exports the built ESM entry with its types', async () => {
+  /** Each entry point and the file under dist/ (and dist/cjs/) it is built to. */
+  const entries = {
+    '.': 'index',
+    './bullmq': 'adapters/bullmq',
+    './pg-boss': 'adapters/pg-boss',
+    './otel': 'otel',
+  };
+
+  it('exports each entry point to `import` as ESM and to `require()` as CommonJS, each with its declarations', async () => {
     const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
-    expect(pkg.exports['.']).to.deep.equal({ types: './dist/index.d.ts', default: './dist/index.js' });
-    // A specifier in a variable keeps the type-checker on src/, not on a second copy from dist/.
-    const name = 'koa-raincheck';
-    const built = await import(name);
+    for (const [entry, file] of Object.entries(entries)) {
+      expect(pkg.exports[entry], entry).to.deep.equal({
+        import: { types: `./dist/${file}.d.ts`, default: `./dist/${file}.js` },
+        require: { types: `./dist/cjs/${file}.d.ts`, default: `./dist/cjs/${file}.js` },
+      });
+      // TypeScript's node10 resolution (`module: commonjs` before TypeScript 6) ignores `exports`.
+      if (entry !== '.') {
+        expect(pkg.typesVersions['*'][entry.slice(2)], entry).to.deep.equal([`./dist/cjs/${file}.d.ts`]);
+      }
+    }
+    expect([pkg.main, pkg.types]).to.deep.equal(['./dist/cjs/index.js', './dist/cjs/index.d.ts']);
+    const marker = JSON.parse(await readFile(new URL('../dist/cjs/package.json', import.meta.url), 'utf8'));
+    expect(marker).to.deep.equal({ type: 'commonjs' });
+  });
+
+  it('gives `import` and `require()` one module instance: the ESM entry points re-export the CommonJS build', async () => {
+    const require = createRequire(import.meta.url);
+    for (const entry of Object.keys(entries)) {
+      // A specifier in a variable keeps the type-checker on src/, not on a second copy from dist/.
+      const name = `koa-raincheck${entry.slice(1)}`;
+      const imported = await import(name);
+      const required = require(name);
+      expect(Object.keys(imported).sort(), name).to.deep.equal(Object.keys(required).sort());
+      for (const key of Object.keys(required))
+        expect(imported[key], `${name} ${key}`).to.equal(required[key]);
+    }
+    const main = 'koa-raincheck';
+    const built = await import(main);
     expect(built.raincheck).to.be.a('function');
     expect(built.default).to.equal(built.raincheck);
   });
 
   it('exports each durable adapter on its own subpath, with no queue library loaded by the core', async () => {
     const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
-    expect(pkg.exports['./bullmq']).to.deep.equal({
-      types: './dist/adapters/bullmq.d.ts',
-      default: './dist/adapters/bullmq.js',
-    });
-    expect(pkg.exports['./pg-boss']).to.deep.equal({
-      types: './dist/adapters/pg-boss.d.ts',
-      default: './dist/adapters/pg-boss.js',
-    });
-    expect(pkg.exports['./otel']).to.deep.equal({ types: './dist/otel.d.ts', default: './dist/otel.js' });
     expect(pkg.peerDependenciesMeta).to.deep.equal({
       '@opentelemetry/api': { optional: true },
       bullmq: { optional: true },
@@ -45,11 +71,12 @@ describe('the koa-raincheck package', () => {
     // Nothing built imports a queue library at run time: the adapters take the user's queue, types only.
     const dist = new URL('../dist/', import.meta.url);
     const files = (await readdir(dist, { recursive: true })).filter((f) => f.endsWith('.js'));
+    expect(files).to.include.members(['index.js', path.join('cjs', 'index.js')]);
     for (const file of files) {
       const code = await readFile(new URL(file, dist), 'utf8');
       expect(code, file).to.not.match(/from ['"](bullmq|pg-boss)['"]|require\(['"](bullmq|pg-boss)['"]\)/);
       // The optional peer @opentelemetry/api is loaded by koa-raincheck/otel alone.
-      if (file !== 'otel.js') expect(code, file).to.not.match(/['"]@opentelemetry\//);
+      if (path.basename(file) !== 'otel.js') expect(code, file).to.not.match(/['"]@opentelemetry\//);
     }
   });
 

@@ -1,17 +1,15 @@
 // The package as users get it: `npm pack` (whose `prepare` builds it), installed into a throwaway app beside
 // the newest koa (the newest koa 2 and @types/koa 2 under RAINCHECK_KOA=2) and, on Node 22+, the newest
 // bullmq and pg-boss, then run from ESM and CommonJS and type-checked as a user's TypeScript project, with
-// the project's TypeScript and the oldest one supported.
-import { execFile } from 'node:child_process';
-import { access, cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+// the project's TypeScript and the oldest one supported. test/consumers.test.ts runs it under test runners
+// (Jest, Vitest, node --test).
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { expect } from 'chai';
+import { exists, filesIn, install, npm, packedTarball, root, run } from './packed.js';
 
-const run = promisify(execFile);
-const root = fileURLToPath(new URL('..', import.meta.url));
 // A dot directory, so that the project's own type-check (`include: ["test"]`) skips it: there its imports of
 // 'koa-raincheck' would load dist/, whose `declare module 'koa'` clashes with src/'s.
 const fixtures = fileURLToPath(new URL('./fixtures/.consumer/', import.meta.url));
@@ -21,24 +19,6 @@ const withQueues = Number(process.versions.node.split('.')[0]) >= 22;
 const koa = process.env.RAINCHECK_KOA === '2' ? '2' : 'latest';
 /** The oldest TypeScript the declarations support: `NoInfer` came in 5.4. */
 const oldestTypeScript = '5.4';
-
-// npm's engine and peer checks use the Node that runs npm: this one, first on PATH for npm's shebang.
-const env = { ...process.env, PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH}` };
-const npm = (cwd: string, args: string[]) => run('npm', args, { cwd, env, maxBuffer: 64 * 1024 * 1024 });
-
-/** Every file under `dir`, relative to it, with `/` separators. */
-async function filesIn(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((e) => e.isFile())
-    .map((e) => path.relative(dir, path.join(e.parentPath, e.name)).split(path.sep).join('/'));
-}
-
-const exists = (file: string) =>
-  access(file).then(
-    () => true,
-    () => false,
-  );
 
 describe('the packed tarball, installed in a new app', function () {
   this.timeout(60_000);
@@ -50,24 +30,14 @@ describe('the packed tarball, installed in a new app', function () {
   before(async function () {
     this.timeout(300_000);
     dir = await mkdtemp(path.join(tmpdir(), 'koa-raincheck-tarball-'));
-    await npm(root, ['pack', '--pack-destination', dir]);
-    const tarball = (await readdir(dir)).find((f) => f.endsWith('.tgz'));
-    if (tarball === undefined) throw new Error(`npm pack left no .tgz in ${dir}`);
+    const tarball = await packedTarball();
     app = path.join(dir, 'app');
     await cp(fixtures, app, { recursive: true });
     const manifest = { name: 'consumer', version: '1.0.0', private: true, type: 'module' };
     await writeFile(path.join(app, 'package.json'), JSON.stringify(manifest));
     const queues = withQueues ? ['bullmq@latest', 'ioredis@latest', 'pg-boss@latest'] : [];
-    const deps = [
-      path.join(dir, tarball),
-      `koa@${koa}`,
-      `@types/koa@${koa}`,
-      '@opentelemetry/api@latest',
-      ...queues,
-    ];
-    // `latest` as npm's cache knows it if it holds the package's metadata (kept fast), else the registry's.
-    const args = ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=warn'];
-    const { stdout, stderr } = await npm(app, [...args, ...deps, `typescript@${oldestTypeScript}`]);
+    const deps = [tarball, `koa@${koa}`, `@types/koa@${koa}`, '@opentelemetry/api@latest', ...queues];
+    const { stdout, stderr } = await npm(app, [...install, ...deps, `typescript@${oldestTypeScript}`]);
     installLog = stdout + stderr;
     pkg = path.join(app, 'node_modules', 'koa-raincheck');
   });
@@ -115,16 +85,18 @@ describe('the packed tarball, installed in a new app', function () {
     expect(files.filter((f) => f.startsWith('bench/'))).to.deep.equal(['bench/RESULTS.md']);
     expect(files).to.include.members(['docs/semantics.md', 'docs/faq.md', 'docs/comparison.md']);
     const manifest = JSON.parse(await readFile(path.join(pkg, 'package.json'), 'utf8'));
-    for (const target of Object.values<Record<string, string> | string>(manifest.exports)) {
-      for (const file of typeof target === 'string' ? [target] : Object.values(target)) {
-        expect(files, `exports target ${file}`).to.include(path.posix.normalize(file));
-      }
+    /** The files an `exports` value leads to, under every condition. */
+    const targets = (value: unknown): string[] =>
+      typeof value === 'string' ? [value] : Object.values(value ?? {}).flatMap(targets);
+    for (const file of [...targets(manifest.exports), ...targets(manifest.typesVersions)]) {
+      expect(files, `exports or typesVersions target ${file}`).to.include(path.posix.normalize(file));
     }
-    // No output left over from a source file since renamed or removed (`prepare` empties dist/ first).
+    // No output left over from a source file since renamed or removed (`prepare` empties dist/ first): the
+    // CommonJS code and declarations under dist/cjs/, the ESM entry points and declarations under dist/.
     const sources = new Set(files.filter((f) => f.startsWith('src/')));
-    for (const built of files.filter((f) => f.startsWith('dist/') && f.endsWith('.js'))) {
+    for (const built of files.filter((f) => f.startsWith('dist/') && /\.(js|d\.ts)$/.test(f))) {
       expect(sources, `${built}'s source`).to.include(
-        built.replace(/^dist\//, 'src/').replace(/\.js$/, '.ts'),
+        built.replace(/^dist\/(cjs\/)?/, 'src/').replace(/(\.d)?\.ts$|\.js$/, '.ts'),
       );
     }
   });
@@ -179,7 +151,7 @@ describe('the packed tarball, installed in a new app', function () {
   ] as const) {
     it(`type-checks a user's code under moduleResolution ${moduleResolution} with the project's TypeScript`, async () => {
       const tsc = path.join(root, 'node_modules/typescript/bin/tsc');
-      // TypeScript types require() of ESM from 5.8 on, and only under nodenext.
+      // A CommonJS file's require() and `import x = require()`: only nodenext tells them from ESM imports.
       const cjs = moduleResolution === 'nodenext' ? ['require.cts'] : [];
       // Library checks on: this package's declarations must check cleanly, whatever the user's settings.
       const own = { module, moduleResolution, skipLibCheck: false };
@@ -197,7 +169,22 @@ describe('the packed tarball, installed in a new app', function () {
       // The newest @types/node (which @types/koa brings) needs TypeScript 5.6 to check its own files: with an
       // older one, users skip library checks, and the expect-error lines still prove this package's types.
       const options = { module, moduleResolution, skipLibCheck: true };
-      expect(await typeCheck(tsc, ['app.ts', 'adapters.ts'], options), 'tsc output').to.equal('');
+      const cjs = moduleResolution === 'nodenext' ? ['require.cts'] : [];
+      expect(await typeCheck(tsc, ['app.ts', 'adapters.ts', ...cjs], options), 'tsc output').to.equal('');
     });
   }
+
+  it(`type-checks a CommonJS user's code under moduleResolution node10 with TypeScript ${oldestTypeScript}`, async () => {
+    // `module: commonjs` without a moduleResolution means node10 before TypeScript 6, which ignores `exports`:
+    // `main` and `types` give the package, `typesVersions` its subpaths. (TypeScript 7 has no node10.)
+    const tsc = path.join(app, 'node_modules/typescript/bin/tsc');
+    const options = {
+      module: 'commonjs',
+      moduleResolution: 'node10',
+      esModuleInterop: true,
+      skipLibCheck: true,
+    };
+    const files = ['app.ts', 'adapters.ts', 'require.cts'];
+    expect(await typeCheck(tsc, files, options), 'tsc output').to.equal('');
+  });
 });
