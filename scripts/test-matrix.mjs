@@ -1,24 +1,29 @@
-// `npm run test:matrix`: the mocha suite on each pinned Node version (scripts/node-versions.mjs), one after
-// the other (the tests start servers and child processes; two cores do not take two suites at once).
-// The build, type-check and lint are not repeated: `npm test` did them, and ran the suite on the running
-// Node, which is left out here unless named.
+// `npm run test:matrix`: the mocha suite on each pinned Node version (scripts/node-versions.mjs), then on
+// Bun and on Deno (scripts/runtimes.mjs), one after the other (the tests start servers and child processes;
+// two cores do not take two suites at once). The build, type-check and lint are not repeated: `npm test` did
+// them, and ran the suite on the running Node, which is left out here unless named.
 //
-//   node scripts/test-matrix.mjs                  every pinned version but the running one
-//   node scripts/test-matrix.mjs --only 24,26     those versions (also `node scripts/test-matrix.mjs 24 26`)
+//   node scripts/test-matrix.mjs                  every pinned Node version but the running one, Bun, Deno
+//   node scripts/test-matrix.mjs --only 24,bun    those (also `node scripts/test-matrix.mjs 24 bun`)
 //   node scripts/test-matrix.mjs 24 -- --grep key mocha options after `--`
 //
-// Each version's bin dir goes first on PATH, so that the tests' child processes (`node`, npm's
-// `#!/usr/bin/env node`) run that version too. Ends with `matrix: N passed, N failed`, summed over the
-// versions; exits non-zero if any version failed.
+// Each Node version's bin dir goes first on PATH, so that the tests' child processes (`node`, npm's
+// `#!/usr/bin/env node`) run that version too; on Bun and Deno the tests start their children with the
+// runtime's own binary (test/runtime.ts), and npm with the machine's Node. Ends with
+// `matrix: N passed, N failed`, summed over the rows; exits non-zero if any row failed.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nodeBinary, primary, resolveVersion, versions } from './node-versions.mjs';
+import { findRuntime, mochaCommand, runtimes } from './runtimes.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const mocha = path.join(root, 'node_modules', 'mocha', 'bin', 'mocha.js');
 
-/** @returns {{ chosen: string[], mochaArgs: string[] }} */
+/**
+ * The Node versions and the runtimes named (all but the running Node when none is), and mocha's options.
+ * @returns {{ chosen: string[], chosenRuntimes: import('./runtimes.mjs').Runtime[], mochaArgs: string[] }}
+ */
 function parseArgs(argv) {
   const dash = argv.indexOf('--');
   const own = dash === -1 ? argv : argv.slice(0, dash);
@@ -34,11 +39,14 @@ function parseArgs(argv) {
     else if (arg.startsWith('-')) throw new TypeError(`Unknown option \`${arg}\` (mocha's go after \`--\`)`);
     else specs.push(...arg.split(','));
   }
+  const named = specs.filter(Boolean);
+  const chosenRuntimes =
+    named.length > 0 ? [...new Set(named.map(findRuntime).filter((r) => r !== undefined))] : runtimes;
   const chosen =
-    specs.length > 0
-      ? [...new Set(specs.filter(Boolean).map(resolveVersion))]
+    named.length > 0
+      ? [...new Set(named.filter((spec) => findRuntime(spec) === undefined).map(resolveVersion))]
       : versions.filter((v) => `v${v}` !== process.version);
-  return { chosen, mochaArgs };
+  return { chosen, chosenRuntimes, mochaArgs };
 }
 
 /**
@@ -48,17 +56,22 @@ function parseArgs(argv) {
 const TIMEOUT_SECONDS = Number(process.env.MATRIX_TIMEOUT ?? 600);
 
 /**
- * Runs mocha under `node`, passing its output through, and reads its closing counts.
+ * Runs `command` (mocha on a Node version or a runtime, `label`), passing its output through, and reads its
+ * closing counts.
+ * @param {string} label
+ * @param {string} command
+ * @param {string[]} args
+ * @param {Record<string, string>} extraEnv
  * @returns {Promise<{ passing: number, failing: number, code: number | null, seconds: number, timedOut: boolean }>}
  */
-function runSuite(version, node, mochaArgs) {
+function runSuite(label, command, args, extraEnv) {
   const started = performance.now();
-  const env = { ...process.env, PATH: `${path.dirname(node)}${path.delimiter}${process.env.PATH ?? ''}` };
+  const env = { ...process.env, ...extraEnv };
   // npm run sets these to the running Node's; a child npm would otherwise take them over.
   delete env.npm_node_execpath;
   delete env.NODE;
   // In a process group of its own, so that a timeout ends mocha's re-spawned runner and its servers too.
-  const child = spawn(node, [mocha, ...mochaArgs], {
+  const child = spawn(command, args, {
     cwd: root,
     env,
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -82,7 +95,7 @@ function runSuite(version, node, mochaArgs) {
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    console.error(`test-matrix: Node ${version}: mocha still running after ${TIMEOUT_SECONDS} s, killed`);
+    console.error(`test-matrix: ${label}: mocha still running after ${TIMEOUT_SECONDS} s, killed`);
     killGroup('SIGTERM');
     setTimeout(() => killGroup('SIGKILL'), 5000).unref();
   }, TIMEOUT_SECONDS * 1000);
@@ -125,30 +138,52 @@ try {
   console.error(`test-matrix: ${/** @type {Error} */ (error).message}`);
   process.exit(2);
 }
-const { chosen, mochaArgs } = parsed;
+const { chosen, chosenRuntimes, mochaArgs } = parsed;
+
+/**
+ * What a row runs: the mocha suite on a pinned Node version (its bin dir first on PATH), or on a runtime.
+ * @typedef {{ id: string, label: string, prepare: () => { command: string, args: string[], env: Record<string, string> } }} Target
+ * @type {Target[]}
+ */
+const targets = [
+  ...chosen.map((version) => ({
+    id: version,
+    label: `Node ${version}${version === primary ? ' (primary)' : ''}`,
+    prepare: () => {
+      const node = nodeBinary(version);
+      const PATH = `${path.dirname(node)}${path.delimiter}${process.env.PATH ?? ''}`;
+      return { command: node, args: [mocha, ...mochaArgs], env: { PATH } };
+    },
+  })),
+  ...chosenRuntimes.map((runtime) => ({
+    id: `${runtime.name} ${runtime.version}`,
+    label: `${runtime.label} ${runtime.version}`,
+    prepare: () => mochaCommand(runtime, mochaArgs),
+  })),
+];
 
 const started = performance.now();
-/** @type {{ version: string, passing: number, failing: number, seconds: number, note: string }[]} */
+/** @type {{ id: string, passing: number, failing: number, seconds: number, note: string }[]} */
 const rows = [];
-for (const version of chosen) {
-  console.log(`\n=== Node ${version}${version === primary ? ' (primary)' : ''}: mocha ===`);
-  let node;
+for (const { id, label, prepare } of targets) {
+  console.log(`\n=== ${label}: mocha ===`);
+  let prepared;
   const installStarted = performance.now();
   try {
-    node = nodeBinary(version);
+    prepared = prepare();
   } catch (error) {
     console.error(`test-matrix: ${/** @type {Error} */ (error).message}`);
-    rows.push({ version, passing: 0, failing: 1, seconds: 0, note: 'no binary' });
+    rows.push({ id, passing: 0, failing: 1, seconds: 0, note: 'no binary' });
     continue;
   }
   // Not counted in the suite's time; only a first run installs (a few seconds each).
   const installSeconds = (performance.now() - installStarted) / 1000;
-  const result = await runSuite(version, node, mochaArgs);
+  const result = await runSuite(label, prepared.command, prepared.args, prepared.env);
   // A crash before mocha's summary (a syntax error, an unhandled rejection) or a run that never ended
   // counts as one failure.
   const crashed = (result.code !== 0 || result.timedOut) && result.failing === 0;
   rows.push({
-    version,
+    id,
     passing: result.passing,
     failing: crashed ? 1 : result.failing,
     seconds: result.seconds,
@@ -163,19 +198,19 @@ for (const version of chosen) {
 }
 
 console.log('\n=== test matrix ===');
-const table = [['Node', 'passing', 'failing', 'time', '']];
-for (const v of versions) {
-  const r = rows.find((row) => row.version === v);
-  const name = `${v}${v === primary ? '*' : ''}`;
+const table = [['runtime', 'passing', 'failing', 'time', '']];
+const allRows = [
+  ...versions.map((v) => ({
+    id: v,
+    name: `node ${v}${v === primary ? '*' : ''}`,
+    running: `v${v}` === process.version,
+  })),
+  ...runtimes.map((r) => ({ id: `${r.name} ${r.version}`, name: `${r.name} ${r.version}`, running: false })),
+];
+for (const { id, name, running } of allRows) {
+  const r = rows.find((row) => row.id === id);
   if (r) table.push([name, String(r.passing), String(r.failing), formatTime(r.seconds), r.note]);
-  else
-    table.push([
-      name,
-      '-',
-      '-',
-      '-',
-      `v${v}` === process.version ? 'the running Node: `npm test` ran it' : 'not chosen',
-    ]);
+  else table.push([name, '-', '-', '-', running ? 'the running Node: `npm test` ran it' : 'not chosen']);
 }
 const widths = table[0].map((_, col) => Math.max(...table.map((row) => row[col].length)));
 for (const row of table)
