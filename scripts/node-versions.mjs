@@ -8,6 +8,7 @@
 //   PATH="$(dirname "$(node scripts/node-versions.mjs 24)"):$PATH" npx mocha
 //                                               runs the suite on Node 24 (mocha and npm's
 //                                               `#!/usr/bin/env node` then find that version first)
+// scripts/runtimes.mjs installs Bun and Deno through the same `installOnce()`.
 // Plain JavaScript (no tsx) so that it runs on any Node.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
@@ -52,8 +53,29 @@ export function resolveVersion(spec) {
 export function nodeBinary(spec) {
   const version = resolveVersion(spec);
   if (process.version === `v${version}`) return process.execPath;
-  const dir = path.join(cacheDir, `node-${version}`);
-  const found = binaryIn(dir);
+  return installOnce(
+    `${binaryPackage}@${version}`,
+    path.join(cacheDir, `node-${version}`),
+    (prefix) => declaredBinary(prefix, binaryPackage, 'node'),
+    `no prebuilt Node for ${process.platform}-${process.arch}. ` +
+      `Install Node ${version} another way and put it first on PATH.`,
+  );
+}
+
+/**
+ * Installs the registry package `pkgSpec` under `dir` unless it is there, and returns the binary `locate`
+ * finds under an install prefix. Only the package's files: npm runs no install script (`--ignore-scripts`),
+ * so it must be a plain tarball holding the binary, as `node-<platform>-<arch>` and Bun's and Deno's
+ * platform packages are (scripts/runtimes.mjs).
+ * @param {string} pkgSpec `name@version`
+ * @param {string} dir the install prefix, under `cacheDir`
+ * @param {(prefix: string) => string | undefined} locate the binary under `prefix`, if it is there
+ * @param {string} missing what to say after "The npm registry has no PKG:" when the registry has no such
+ *   version (no build for this platform, most likely)
+ * @returns {string}
+ */
+export function installOnce(pkgSpec, dir, locate, missing) {
+  const found = locate(dir);
   if (found !== undefined) return found;
 
   // Installed next to its final place and renamed into it, so that an interrupted install is never taken
@@ -61,7 +83,6 @@ export function nodeBinary(spec) {
   const staging = `${dir}.${process.pid}.tmp`;
   rmSync(staging, { recursive: true, force: true });
   mkdirSync(staging, { recursive: true });
-  const pkgSpec = `${binaryPackage}@${version}`;
   process.stderr.write(`node-versions: installing ${pkgSpec} into ${path.relative(root, dir)}\n`);
   try {
     execFileSync(
@@ -85,43 +106,42 @@ export function nodeBinary(spec) {
     rmSync(staging, { recursive: true, force: true });
     const stderr = String(/** @type {{ stderr?: unknown }} */ (error).stderr ?? '');
     if (/E404|ETARGET|No matching version/.test(stderr))
-      throw new Error(
-        `The npm registry has no ${pkgSpec}: no prebuilt Node for ${process.platform}-${process.arch}. ` +
-          `Install Node ${version} another way and put it first on PATH.`,
-      );
+      throw new Error(`The npm registry has no ${pkgSpec}: ${missing}`);
     throw new Error(`Could not install ${pkgSpec}:\n${stderr.trim()}`);
   }
-  const installed = binaryIn(staging);
+  const installed = locate(staging);
   if (installed === undefined) {
     rmSync(staging, { recursive: true, force: true });
-    throw new Error(`${pkgSpec} installed but has no \`node\` binary in ${staging}`);
+    throw new Error(`${pkgSpec} installed but its binary is not in ${staging}`);
   }
   try {
     renameSync(staging, dir);
   } catch (error) {
     // Another process finished the same install first: use its copy.
     rmSync(staging, { recursive: true, force: true });
-    const theirs = binaryIn(dir);
+    const theirs = locate(dir);
     if (theirs === undefined) throw error;
     return theirs;
   }
-  return /** @type {string} */ (binaryIn(dir));
+  return /** @type {string} */ (locate(dir));
 }
 
 /**
- * The binary the package installed under `prefix` declares (`bin.node`), if it is there.
+ * The binary `pkg`, installed under `prefix`, declares (`bin`, or `bin[name]`), if it is there.
  * @param {string} prefix
+ * @param {string} pkg
+ * @param {string} name
  * @returns {string | undefined}
  */
-function binaryIn(prefix) {
-  const pkgDir = path.join(prefix, 'node_modules', binaryPackage);
-  let pkg;
+function declaredBinary(prefix, pkg, name) {
+  const pkgDir = path.join(prefix, 'node_modules', pkg);
+  let manifest;
   try {
-    pkg = JSON.parse(readFileSync(path.join(pkgDir, 'package.json'), 'utf8'));
+    manifest = JSON.parse(readFileSync(path.join(pkgDir, 'package.json'), 'utf8'));
   } catch {
     return undefined;
   }
-  const bin = typeof pkg.bin === 'string' ? pkg.bin : pkg.bin?.node;
+  const bin = typeof manifest.bin === 'string' ? manifest.bin : manifest.bin?.[name];
   if (typeof bin !== 'string') return undefined;
   const file = path.join(pkgDir, bin);
   return existsSync(file) ? file : undefined;

@@ -1,24 +1,26 @@
-// `npm run test:matrix`: the mocha suite on each pinned Node version (scripts/node-versions.mjs), and on
-// Koa 2 (the devDependency `koa-2`, through RAINCHECK_KOA=2: see test/koa-version.mjs) on the primary one,
-// one run after the other (the tests start servers and child processes; two cores do not take two suites
-// at once). The build, type-check and lint are not repeated: `npm test` did them (`typecheck:koa2` too),
-// and ran the suite on the running Node and Koa 3, which is left out here unless named.
+// `npm run test:matrix`: the mocha suite on each pinned Node version (scripts/node-versions.mjs), on Koa 2
+// (the devDependency `koa-2`, through RAINCHECK_KOA=2: see test/koa-version.mjs) on the primary one, then on
+// Bun and on Deno (scripts/runtimes.mjs), one after the other (the tests start servers and child processes;
+// two cores do not take two suites at once). The build, type-check and lint are not repeated: `npm test` did
+// them (`typecheck:koa2` too), and ran the suite on the running Node and Koa 3, which is left out here.
 //
-//   node scripts/test-matrix.mjs                  every pinned version but the running one, on Koa 3; then
-//                                                 the primary version on Koa 2
-//   node scripts/test-matrix.mjs --only 24,26     those versions, on Koa 3 (also `node scripts/test-matrix.mjs 24 26`)
+//   node scripts/test-matrix.mjs                  every pinned Node version but the running one, the primary
+//                                                 one on Koa 2, Bun, Deno
+//   node scripts/test-matrix.mjs --only 24,bun    those, on Koa 3 (also `node scripts/test-matrix.mjs 24 bun`)
 //   node scripts/test-matrix.mjs --koa 2          the primary version on Koa 2 (`npm run test:koa2`)
 //   node scripts/test-matrix.mjs 22 --koa 2       the versions named, on Koa 2
 //   node scripts/test-matrix.mjs 24 -- --grep key mocha options after `--`
 //
-// Each version's bin dir goes first on PATH, so that the tests' child processes (`node`, npm's
-// `#!/usr/bin/env node`) run that version too. Ends with `matrix: N passed, N failed`, summed over the
-// runs; exits non-zero if any run failed.
+// Each Node version's bin dir goes first on PATH, so that the tests' child processes (`node`, npm's
+// `#!/usr/bin/env node`) run that version too; on Bun and Deno the tests start their children with the
+// runtime's own binary (test/runtime.ts), and npm with the machine's Node. Ends with
+// `matrix: N passed, N failed`, summed over the rows; exits non-zero if any row failed.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nodeBinary, primary, resolveVersion, versions } from './node-versions.mjs';
+import { findRuntime, mochaCommand, runtimes } from './runtimes.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const mocha = path.join(root, 'node_modules', 'mocha', 'bin', 'mocha.js');
@@ -42,9 +44,11 @@ function installedVersion(name) {
   }
 }
 
-/** @typedef {{ version: string, koa: '2' | '3' }} Run */
-
-/** @returns {{ chosen: Run[], mochaArgs: string[] }} */
+/**
+ * The Node versions (each with its Koa major) and the runtimes named (when none is: every Node version but
+ * the running one on Koa 3, the primary one on Koa 2, and every runtime), and mocha's options.
+ * @returns {{ chosen: { version: string, koa: '2' | '3' }[], chosenRuntimes: import('./runtimes.mjs').Runtime[], mochaArgs: string[] }}
+ */
 function parseArgs(argv) {
   const dash = argv.indexOf('--');
   const own = dash === -1 ? argv : argv.slice(0, dash);
@@ -68,23 +72,30 @@ function parseArgs(argv) {
     else if (arg.startsWith('-')) throw new TypeError(`Unknown option \`${arg}\` (mocha's go after \`--\`)`);
     else specs.push(...arg.split(','));
   }
-  const named = [...new Set(specs.filter(Boolean).map(resolveVersion))];
-  /** @type {Run[]} */
+  const named = specs.filter(Boolean);
+  const chosenRuntimes =
+    named.length > 0 || koa !== undefined
+      ? [...new Set(named.map(findRuntime).filter((r) => r !== undefined))]
+      : runtimes;
+  const namedVersions = [
+    ...new Set(named.filter((spec) => findRuntime(spec) === undefined).map(resolveVersion)),
+  ];
+  /** @type {{ version: string, koa: '2' | '3' }[]} */
   const chosen =
-    named.length > 0
-      ? named.map((version) => ({ version, koa: koa ?? '3' }))
-      : koa !== undefined
-        ? [{ version: primary, koa }]
-        : [
-            ...versions.filter((v) => `v${v}` !== process.version).map((version) => ({ version, koa: '3' })),
-            { version: primary, koa: '2' },
-          ];
-  return { chosen, mochaArgs };
+    namedVersions.length > 0
+      ? namedVersions.map((version) => ({ version, koa: koa ?? '3' }))
+      : named.length > 0
+        ? []
+        : koa !== undefined
+          ? [{ version: primary, koa }]
+          : [
+              ...versions
+                .filter((v) => `v${v}` !== process.version)
+                .map((version) => ({ version, koa: /** @type {const} */ ('3') })),
+              { version: primary, koa: /** @type {const} */ ('2') },
+            ];
+  return { chosen, chosenRuntimes, mochaArgs };
 }
-
-/** @param {Run} run */
-const describeRun = (run) =>
-  `Node ${run.version}${run.version === primary ? ' (primary)' : ''}, koa ${koas[run.koa].version}`;
 
 /**
  * A version's suite that has not ended by then is killed and counts as failed: a test that leaves a
@@ -93,24 +104,22 @@ const describeRun = (run) =>
 const TIMEOUT_SECONDS = Number(process.env.MATRIX_TIMEOUT ?? 600);
 
 /**
- * Runs mocha under `node` on `run`'s Koa, passing its output through, and reads its closing counts.
- * @param {Run} run
- * @param {string} node
- * @param {string[]} mochaArgs
+ * Runs `command` (mocha on a Node version or a runtime, `label`), passing its output through, and reads its
+ * closing counts.
+ * @param {string} label
+ * @param {string} command
+ * @param {string[]} args
+ * @param {Record<string, string>} extraEnv
  * @returns {Promise<{ passing: number, failing: number, code: number | null, seconds: number, timedOut: boolean }>}
  */
-function runSuite(run, node, mochaArgs) {
+function runSuite(label, command, args, extraEnv) {
   const started = performance.now();
-  const env = {
-    ...process.env,
-    PATH: `${path.dirname(node)}${path.delimiter}${process.env.PATH ?? ''}`,
-    RAINCHECK_KOA: koas[run.koa].env,
-  };
+  const env = { ...process.env, ...extraEnv };
   // npm run sets these to the running Node's; a child npm would otherwise take them over.
   delete env.npm_node_execpath;
   delete env.NODE;
   // In a process group of its own, so that a timeout ends mocha's re-spawned runner and its servers too.
-  const child = spawn(node, [mocha, ...mochaArgs], {
+  const child = spawn(command, args, {
     cwd: root,
     env,
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -134,7 +143,7 @@ function runSuite(run, node, mochaArgs) {
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    console.error(`test-matrix: ${describeRun(run)}: mocha still running after ${TIMEOUT_SECONDS} s, killed`);
+    console.error(`test-matrix: ${label}: mocha still running after ${TIMEOUT_SECONDS} s, killed`);
     killGroup('SIGTERM');
     setTimeout(() => killGroup('SIGKILL'), 5000).unref();
   }, TIMEOUT_SECONDS * 1000);
@@ -177,31 +186,52 @@ try {
   console.error(`test-matrix: ${/** @type {Error} */ (error).message}`);
   process.exit(2);
 }
-const { chosen, mochaArgs } = parsed;
+const { chosen, chosenRuntimes, mochaArgs } = parsed;
+
+/**
+ * What a row runs: the mocha suite on a pinned Node version (its bin dir first on PATH), or on a runtime.
+ * @typedef {{ id: string, label: string, prepare: () => { command: string, args: string[], env: Record<string, string> } }} Target
+ * @type {Target[]}
+ */
+const targets = [
+  ...chosen.map(({ version, koa }) => ({
+    id: `node ${version} koa ${koa}`,
+    label: `Node ${version}${version === primary ? ' (primary)' : ''}, koa ${koas[koa].version}`,
+    prepare: () => {
+      const node = nodeBinary(version);
+      const PATH = `${path.dirname(node)}${path.delimiter}${process.env.PATH ?? ''}`;
+      return { command: node, args: [mocha, ...mochaArgs], env: { PATH, RAINCHECK_KOA: koas[koa].env } };
+    },
+  })),
+  ...chosenRuntimes.map((runtime) => ({
+    id: `${runtime.name} ${runtime.version}`,
+    label: `${runtime.label} ${runtime.version}`,
+    prepare: () => mochaCommand(runtime, mochaArgs),
+  })),
+];
 
 const started = performance.now();
-/** @type {(Run & { passing: number, failing: number, seconds: number, note: string })[]} */
+/** @type {{ id: string, passing: number, failing: number, seconds: number, note: string }[]} */
 const rows = [];
-for (const run of chosen) {
-  const { version } = run;
-  console.log(`\n=== ${describeRun(run)}: mocha ===`);
-  let node;
+for (const { id, label, prepare } of targets) {
+  console.log(`\n=== ${label}: mocha ===`);
+  let prepared;
   const installStarted = performance.now();
   try {
-    node = nodeBinary(version);
+    prepared = prepare();
   } catch (error) {
     console.error(`test-matrix: ${/** @type {Error} */ (error).message}`);
-    rows.push({ ...run, passing: 0, failing: 1, seconds: 0, note: 'no binary' });
+    rows.push({ id, passing: 0, failing: 1, seconds: 0, note: 'no binary' });
     continue;
   }
   // Not counted in the suite's time; only a first run installs (a few seconds each).
   const installSeconds = (performance.now() - installStarted) / 1000;
-  const result = await runSuite(run, node, mochaArgs);
+  const result = await runSuite(label, prepared.command, prepared.args, prepared.env);
   // A crash before mocha's summary (a syntax error, an unhandled rejection) or a run that never ended
   // counts as one failure.
   const crashed = (result.code !== 0 || result.timedOut) && result.failing === 0;
   rows.push({
-    ...run,
+    id,
     passing: result.passing,
     failing: crashed ? 1 : result.failing,
     seconds: result.seconds,
@@ -216,29 +246,33 @@ for (const run of chosen) {
 }
 
 console.log('\n=== test matrix ===');
-const table = [['Node', 'koa', 'passing', 'failing', 'time', '']];
-// Every pinned version on Koa 3, then the primary one and any other run on Koa 2.
-/** @type {Run[]} */
-const shown = [
-  ...versions.map((version) => ({ version, koa: /** @type {const} */ ('3') })),
+const table = [['runtime', 'koa', 'passing', 'failing', 'time', '']];
+const allRows = [
+  ...versions.map((v) => ({
+    id: `node ${v} koa 3`,
+    name: `node ${v}${v === primary ? '*' : ''}`,
+    koa: koas[3].version,
+    running: `v${v}` === process.version,
+  })),
   ...versions
     .filter((v) => v === primary || chosen.some((run) => run.version === v && run.koa === '2'))
-    .map((version) => ({ version, koa: /** @type {const} */ ('2') })),
+    .map((v) => ({
+      id: `node ${v} koa 2`,
+      name: `node ${v}${v === primary ? '*' : ''}`,
+      koa: koas[2].version,
+      running: false,
+    })),
+  ...runtimes.map((r) => ({
+    id: `${r.name} ${r.version}`,
+    name: `${r.name} ${r.version}`,
+    koa: koas[3].version,
+    running: false,
+  })),
 ];
-for (const { version: v, koa } of shown) {
-  const r = rows.find((row) => row.version === v && row.koa === koa);
-  const name = `${v}${v === primary ? '*' : ''}`;
-  const koaVersion = koas[koa].version;
-  if (r) table.push([name, koaVersion, String(r.passing), String(r.failing), formatTime(r.seconds), r.note]);
-  else
-    table.push([
-      name,
-      koaVersion,
-      '-',
-      '-',
-      '-',
-      `v${v}` === process.version && koa === '3' ? 'the running Node: `npm test` ran it' : 'not chosen',
-    ]);
+for (const { id, name, koa, running } of allRows) {
+  const r = rows.find((row) => row.id === id);
+  if (r) table.push([name, koa, String(r.passing), String(r.failing), formatTime(r.seconds), r.note]);
+  else table.push([name, koa, '-', '-', '-', running ? 'the running Node: `npm test` ran it' : 'not chosen']);
 }
 const widths = table[0].map((_, col) => Math.max(...table.map((row) => row[col].length)));
 for (const row of table)

@@ -154,6 +154,24 @@ export function emitOnApp(error: RaincheckJobError, _job: Job, ctx: Context): vo
 const debug = debuglog('koa-raincheck');
 
 /**
+ * Whether `NODE_DEBUG` names koa-raincheck. Bun's `debuglog()` has no `enabled`: there, NODE_DEBUG is read
+ * as Node reads it (comma-separated names, `*` as a wildcard, any case).
+ */
+function debugEnabled(): boolean {
+  const enabled = (debug as { enabled?: unknown }).enabled;
+  if (typeof enabled === 'boolean') return enabled;
+  return (process.env.NODE_DEBUG ?? '').split(',').some((name) =>
+    new RegExp(
+      `^${name
+        .trim()
+        .replace(/[.+?^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*/g, '.*')}$`,
+      'i',
+    ).test('koa-raincheck'),
+  );
+}
+
+/**
  * The default `onDrop`: a line under `NODE_DEBUG=koa-raincheck`. The path only, not the URL: query strings
  * carry tokens and addresses, and debug lines end up in logs.
  */
@@ -176,7 +194,7 @@ const defaults: Settings = {
   keepContext: true,
   trackJobs: false,
   coalesce: false,
-  callSite: debug.enabled,
+  callSite: debugEnabled(),
   concurrency: 100,
   maxWaiting: Number.POSITIVE_INFINITY,
   timeout: Number.POSITIVE_INFINITY,

@@ -3,6 +3,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import http from 'node:http';
+import { scriptArgs } from './runtime.js';
 
 export interface ChildServer {
   readonly child: ChildProcess;
@@ -18,7 +19,7 @@ export interface ChildServer {
 /** Starts `test/fixtures/<name>` with `env` added; resolves once it listens. */
 export async function startChild(name: string, env: Record<string, string>): Promise<ChildServer> {
   const script = new URL(`./fixtures/${name}`, import.meta.url).pathname;
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+  const child = spawn(process.execPath, scriptArgs(script, { typescript: true }), {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -44,7 +45,9 @@ export async function startChild(name: string, env: Record<string, string>): Pro
     },
     terminate: async () => {
       const exited = once(child, 'exit');
-      child.kill('SIGTERM');
+      // process.kill(), not child.kill(): after child.kill(), Deno's node:child_process reports the child
+      // as ended by that signal (code null) even when it caught it and exited with a code of its own.
+      process.kill(child.pid as number, 'SIGTERM');
       const [code] = (await exited) as [number | null];
       return code;
     },

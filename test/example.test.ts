@@ -2,13 +2,14 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { majorsForThisNode } from './adapters/majors.js';
+import { scriptArgs } from './runtime.js';
 import { whenServer } from './servers.js';
 
 describe('npm run example', () => {
   let stdout = '';
   before(async () => {
     const script = new URL('../example/signup.ts', import.meta.url).pathname;
-    ({ stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', script]));
+    ({ stdout } = await promisify(execFile)(process.execPath, scriptArgs(script, { typescript: true })));
   });
 
   it('runs the signup example to the end and prints its timeline', () => {
@@ -47,7 +48,10 @@ describe('npm run example:durable', function () {
   const itRuns = (kind: 'bullmq' | 'pg-boss') =>
     it(`hands the jobs to ${kind} after the responses, and its worker sends them`, async () => {
       const script = new URL('../example/durable.ts', import.meta.url).pathname;
-      const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', script, kind]);
+      const { stdout } = await promisify(execFile)(process.execPath, [
+        ...scriptArgs(script, { typescript: true }),
+        kind,
+      ]);
       // Sorted: two hand-offs under way at once may reach the queue in either order.
       expect(stdout.match(/worker {2}sent "welcome" to (\S+)/g)?.sort()).to.deep.equal([
         'worker  sent "welcome" to ann@example.com',

@@ -4,6 +4,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { scriptArgs } from '../runtime.js';
 import type { Block } from './blocks.js';
 import type { HttpRequest, Run } from './runs.js';
 import { isCommonJs } from './typecheck.js';
@@ -43,7 +44,7 @@ export async function runFile(
   requests: readonly HttpRequest[],
   deadlineMs: number,
 ): Promise<RunResult> {
-  const child = spawn(process.execPath, ['--import', preload.href, file], {
+  const child = spawn(process.execPath, scriptArgs(file, { preload: preload.href }), {
     cwd: path.dirname(file),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -117,7 +118,9 @@ export async function runFile(
       (run.after ?? []).every((line) => out.slice(lastResponseEnd).includes(line)) ? true : undefined,
     );
     await printed((out) => ((run.prints ?? []).every((line) => out.includes(line)) ? true : undefined));
-    child.kill(run.stop?.signal ?? 'SIGTERM');
+    // process.kill(), not child.kill(): after child.kill(), Deno's node:child_process reports the child as
+    // ended by that signal (exit code null) even when it caught it and exited with a code of its own.
+    process.kill(child.pid as number, run.stop?.signal ?? 'SIGTERM');
     const exitCode = await exited;
     return { stdout, stderr, exitCode, responses, lastResponseEnd };
   }

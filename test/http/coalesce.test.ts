@@ -1,7 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { expect } from 'chai';
 import Koa from 'koa';
 import request from 'supertest';
@@ -14,10 +12,7 @@ import {
   type Scheduled,
   schedule,
 } from '../../src/index.js';
-import { appWith, deferred, listen } from '../helpers.js';
-
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
+import { appWith, conservativeStack, deferred, gatedOn, gc, listen } from '../helpers.js';
 
 /** Sends `count` concurrent `GET /` over real HTTP and waits for every answer. */
 async function burst(app: Koa, count: number, path = '/'): Promise<number[]> {
@@ -265,7 +260,11 @@ describe('scheduled.coalesce() and raincheck({ coalesce })', () => {
     await sleep(60); // the ttl of the succeeded ones, waited out
     await new Promise(setImmediate);
     gc();
-    expect(refs.filter((ref) => ref.deref() !== undefined)).to.have.length(0);
+    const kept = refs.filter((ref) => ref.deref() !== undefined);
+    // On Bun a few may stay (see conservativeStack); an index that grows with traffic would keep most of the 40.
+    if (gatedOn('bun', `up to 5 of the 40 jobs and payloads may stay: ${conservativeStack}`)) {
+      expect(kept.length).to.be.at.most(5);
+    } else expect(kept).to.have.length(0);
   });
 
   it('coalesces through schedule(), fn.schedule() and an adapter as through ctx.raincheck()', async () => {

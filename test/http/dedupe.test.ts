@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import type Koa from 'koa';
 import request from 'supertest';
 import type { Scheduled } from '../../src/index.js';
-import { appWith } from '../helpers.js';
+import { appWith, gatedOn } from '../helpers.js';
 
 describe('raincheck({ dedupe })', () => {
   /** Runs one request whose handler schedules through `schedule`, and returns what ran, in order. */
@@ -102,11 +102,16 @@ describe('raincheck({ dedupe })', () => {
       });
       const promise = Promise.resolve(1);
       const signal = new AbortController().signal;
-      for (const arg of [promise, signal, ctx, throwingGetter, new WeakMap()]) {
+      // Deno's IncomingMessage and ServerResponse are plain JavaScript objects, which object-hash walks,
+      // where Node's and Bun's have native getters that throw ("Illegal invocation"): there ctx has a
+      // fingerprint, and its two calls collapse.
+      const ctxUnhashable = !gatedOn('deno', 'ctx as an argument: object-hash fingerprints it there');
+      for (const arg of [promise, signal, ...(ctxUnhashable ? [ctx] : []), throwingGetter, new WeakMap()]) {
         returned.push(ctx.raincheck(job, arg), ctx.raincheck(job, arg));
       }
     });
-    expect(ran).to.have.length(10);
+    expect(ran).to.have.length(returned.length);
+    expect(returned.length).to.be.at.least(8);
     expect(returned.every((s) => !s.deduped && s.job.key === undefined)).to.equal(true);
   });
 

@@ -1,13 +1,8 @@
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { expect } from 'chai';
 import Koa from 'koa';
 import request from 'supertest';
 import { raincheck } from '../../src/index.js';
-import { appWith, deferred } from '../helpers.js';
-
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
+import { appWith, conservativeStack, deferred, gatedOn, gc } from '../helpers.js';
 
 /** Lets the current job end (a WeakRef keeps its target until then), then collects garbage. */
 async function collectGarbage(): Promise<void> {
@@ -31,6 +26,7 @@ describe('ctx.raincheck(fn, ...args) and memory', () => {
     finish.resolve();
     await rc.onIdle();
     await collectGarbage();
+    if (gatedOn('bun', `ctx collected once its job settled, not checked: ${conservativeStack}`)) return;
     expect(ctxRef?.deref(), 'ctx after the job settled').to.equal(undefined);
   });
 });
@@ -70,9 +66,11 @@ describe('raincheck({ concurrency }) and memory', () => {
     await holdStarted.promise;
     expect(rc.stats).to.include({ running: 1, waiting: 1, succeeded: 2 });
     await collectGarbage();
-    expect(refs.get('quick')?.deref(), 'the ctx of a job started from the waiting list, and ended').to.equal(
-      undefined,
-    );
+    const gated = gatedOn('bun', `a started job's ctx collected, not checked: ${conservativeStack}`);
+    if (!gated) {
+      const quick = refs.get('quick')?.deref();
+      expect(quick, 'the ctx of a job started from the waiting list, and ended').to.equal(undefined);
+    }
     expect(refs.get('last')?.deref(), 'the ctx of a job still waiting').to.not.equal(undefined);
     releaseHold.resolve();
     await rc.onIdle();

@@ -1,18 +1,17 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
+import { scriptArgs } from '../runtime.js';
 
 describe('raincheck({ concurrency: 50 }) under load, in a real child process', function () {
   this.timeout(60_000);
 
   it('runs every one of 5,000 jobs exactly once, never more than 50 at once, and gives its heap back', async () => {
     const script = new URL('../fixtures/load.ts', import.meta.url).pathname;
-    const { stdout } = await promisify(execFile)(process.execPath, [
-      '--expose-gc',
-      '--import',
-      'tsx',
-      script,
-    ]);
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      scriptArgs(script, { typescript: true, exposeGc: true }),
+    );
     const result = JSON.parse(stdout);
     console.log(
       `      5,000 requests in ${result.seconds.toFixed(1)} s; jobs run ${result.jobsRun}, peak concurrency ` +
