@@ -112,7 +112,8 @@ describe('raincheck({ callSite })', () => {
     expect(errors).to.have.length(1);
   });
 
-  it('is on by default under NODE_DEBUG=koa-raincheck', async () => {
+  it('is on by default under NODE_DEBUG=koa-raincheck', async function () {
+    this.timeout(30_000); // two child processes that load TypeScript
     const script = new URL('../fixtures/call-site-default.ts', import.meta.url).pathname;
     const run = (NODE_DEBUG: string) =>
       promisify(execFile)(process.execPath, scriptArgs(script, { typescript: true }), {

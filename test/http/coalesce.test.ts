@@ -151,10 +151,11 @@ describe('scheduled.coalesce() and raincheck({ coalesce })', () => {
   it('lets a job that failed or timed out absorb nothing after it ended: the next identical one runs', async () => {
     const { app, rc, errors } = appWith({ coalesce: { ttl: 60_000 }, timeout: 30, onError: () => {} });
     const attempts: string[] = [];
+    const hung = deferred(); // let go at the end: a 'hang' job never ends before its 30 ms timeout
     const flaky = async (mode: string) => {
       attempts.push(mode);
       if (mode === 'fail') throw new Error('failed');
-      if (mode === 'hang') await sleep(60); // past its 30 ms timeout
+      if (mode === 'hang') await hung.promise;
     };
     app.use(async (ctx) => {
       ctx.raincheck(flaky, ctx.query.mode as string);
@@ -165,6 +166,7 @@ describe('scheduled.coalesce() and raincheck({ coalesce })', () => {
       await rc.onIdle();
     }
     // 'ok' succeeded with a ttl of a minute: the second one joined it; the failures absorbed nothing.
+    hung.resolve();
     expect(attempts).to.deep.equal(['fail', 'fail', 'hang', 'hang', 'ok']);
     expect(rc.stats).to.include({ failed: 2, timedOut: 2, succeeded: 1, coalesced: 1 });
     expect(errors).to.deep.equal([]);

@@ -4,10 +4,17 @@ import request from 'supertest';
 import { raincheck } from '../../src/index.js';
 import { appWith, conservativeStack, deferred, gatedOn, gc } from '../helpers.js';
 
-/** Lets the current job end (a WeakRef keeps its target until then), then collects garbage. */
-async function collectGarbage(): Promise<void> {
-  await new Promise(setImmediate);
-  gc();
+/**
+ * Lets the current job end (a WeakRef keeps its target until then), then collects garbage; with `ref`,
+ * again (five rounds at most) while it still holds its target, for what lets go a turn later (a socket's
+ * last events under load). A leak holds it through every round.
+ */
+async function collectGarbage(ref?: WeakRef<object>): Promise<void> {
+  for (let round = 0; round < 5; round++) {
+    await new Promise(setImmediate);
+    gc();
+    if (ref === undefined || ref.deref() === undefined) return;
+  }
 }
 
 describe('ctx.raincheck(fn, ...args) and memory', () => {
@@ -17,6 +24,9 @@ describe('ctx.raincheck(fn, ...args) and memory', () => {
     let ctxRef: WeakRef<object> | undefined;
     app.use((ctx) => {
       ctxRef = new WeakRef(ctx);
+      // Node's Date-header cache makes a timer that lives up to a second in the context of the response
+      // that first needs it: not the library's to hold, and not what this test is about.
+      ctx.res.sendDate = false;
       ctx.raincheck(() => finish.promise); // a job that does not close over ctx
       ctx.body = 'ok';
     });
@@ -25,7 +35,7 @@ describe('ctx.raincheck(fn, ...args) and memory', () => {
     expect(ctxRef?.deref(), 'ctx while the job runs').to.not.equal(undefined);
     finish.resolve();
     await rc.onIdle();
-    await collectGarbage();
+    await collectGarbage(ctxRef);
     if (gatedOn('bun', `ctx collected once its job settled, not checked: ${conservativeStack}`)) return;
     expect(ctxRef?.deref(), 'ctx after the job settled').to.equal(undefined);
   });
