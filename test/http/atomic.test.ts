@@ -223,7 +223,7 @@ describe('atomic(fn)', () => {
     expect(drops).to.deep.equal([{ name: 'fromTimer', reason: 'rolledBack' }]);
   });
 
-  it('covers schedule() without ctx (Koa's asyncLocalStorage)', async () => {
+  it("covers schedule() without ctx (Koa's asyncLocalStorage)", async () => {
     const app = new Koa({ asyncLocalStorage: true });
     const drops: DropReason[] = [];
     const rc = raincheck({ onDrop: (_job, _outcome, _ctx, reason) => drops.push(reason) });
