@@ -41,14 +41,12 @@ describe('atomic(fn)', () => {
     const ran: string[] = [];
     app.use(async (ctx) => {
       const id = await atomic(() =>
-        commits(
-          () => (
-            ctx.raincheck(function confirm() {
-              ran.push('confirm');
-            }),
-            7
-          ),
-        ),
+        commits(() => {
+          ctx.raincheck(function confirm() {
+            ran.push('confirm');
+          });
+          return 7; // what the transaction resolves with, atomic() too
+        }),
       );
       ctx.body = { id };
     });
