@@ -24,4 +24,18 @@ describe('findBin() of the test servers', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("keeps redis-server's own name, which the binary it links to acts by", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'koa-raincheck-bin-'));
+    const saved = process.env.PATH;
+    try {
+      writeFileSync(join(dir, 'redis-check-rdb'), '#!/bin/sh\n', { mode: 0o755 });
+      symlinkSync(join(dir, 'redis-check-rdb'), join(dir, 'redis-server'));
+      process.env.PATH = `${dir}:${saved ?? ''}`;
+      expect(findBin('redis-server')).to.equal(join(dir, 'redis-server'));
+    } finally {
+      process.env.PATH = saved;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

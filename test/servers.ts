@@ -193,13 +193,15 @@ async function startProxy(url: string, kind: ServerKind): Promise<TestServer & {
 }
 
 /**
- * `name` on PATH, or (for PostgreSQL's) where Debian's postgresql package puts it. The real path, symlinks
- * resolved: as root, PostgreSQL's binaries run as the `postgres` user, who may not enter the PATH directory
+ * `name` on PATH, or (for PostgreSQL's) where Debian's postgresql package puts it. For PostgreSQL's, the
+ * real path, symlinks resolved: as root, PostgreSQL's binaries run as the `postgres` user, who may not enter the PATH directory
  * that holds a symlink to them (a private bin directory of root's), and would fail with "Permission denied".
  */
 export function findBin(name: string): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(':')) {
-    if (dir !== '' && existsSync(join(dir, name))) return realpathSync(join(dir, name));
+    if (dir === '' || !existsSync(join(dir, name))) continue;
+    // Not redis-server's: it is a symlink to redis-check-rdb, which acts by the name it was called by.
+    return name === 'redis-server' ? join(dir, name) : realpathSync(join(dir, name));
   }
   if (name === 'redis-server' || !existsSync('/usr/lib/postgresql')) return undefined;
   for (const version of readdirSync('/usr/lib/postgresql').sort(byNumber).reverse()) {
