@@ -130,7 +130,8 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
 
   /**
    * Whether the job waits for a transaction (see `atomic()`): every call that wants it was made inside one
-   * that has not committed yet. It starts once one of them commits, and is dropped if all roll back.
+   * that has not committed yet. It starts once one of them commits, and is dropped if all roll back. Never
+   * with `immediate`, whose jobs are handed over at once.
    */
   get held(): boolean {
     return (this.flags & HELD) !== 0;

@@ -109,7 +109,7 @@ const heldCalls = new WeakSet<Scheduled>();
 
 /** @internal `call` was made inside an open transaction: its job waits, unless another call wants it. */
 export function holdCall(call: Scheduled): void {
-  if (call.job.state !== 'waiting' || withdrawn.has(call)) return; // started already (`immediate`)
+  if (!followsTransactions(call)) return;
   heldCalls.add(call);
   askedOf(call.job).held++;
   updateHold(call.job);
@@ -124,9 +124,17 @@ export function keepCall(call: Scheduled): void {
 
 /** @internal `call`'s transaction (or one around it) rolled back: the call is taken back. */
 export function rollBackCall(call: Scheduled): void {
+  if (followsTransactions(call)) withdraw(call, CANCELLED | ROLLED_BACK);
+}
+
+/**
+ * Whether its transaction can still hold or drop `call`'s job: not once the job has started, nor once the
+ * call was taken back, nor with `immediate`, whose jobs are handed to the runner at once (started, or
+ * waiting for a slot as started) and are neither held nor dropped, as they are not cancelled.
+ */
+function followsTransactions(call: Scheduled): boolean {
   const job = call.job;
-  if (job.state !== 'waiting' || withdrawn.has(call)) return;
-  withdraw(call, CANCELLED | ROLLED_BACK);
+  return job.state === 'waiting' && !withdrawn.has(call) && job.group?.cancellable() === true;
 }
 
 /**

@@ -238,6 +238,46 @@ describe('atomic(fn)', () => {
     expect(drops).to.deep.equal(['rolledBack']);
   });
 
+  it('holds nothing with immediate: its jobs start at once or wait for a slot as started, and a rollback drops none', async () => {
+    const { app, rc, errors } = appWith({
+      immediate: true,
+      concurrency: 2,
+      onDrop: () => expect.fail('dropped'),
+    });
+    const ran: string[] = [];
+    const slot = deferred();
+    app.use(async (ctx) => {
+      ctx.raincheck(function occupiesASlot() {
+        return slot.promise;
+      });
+      const seen: unknown[] = [];
+      await atomic(() =>
+        rollsBack(() => {
+          const started = ctx.raincheck(async function startedAtOnce() {
+            await slot.promise;
+            ran.push('startedAtOnce');
+          });
+          const waiting = ctx.raincheck(function waitsForASlot() {
+            ran.push('waitsForASlot');
+          });
+          seen.push([started.job.state, started.job.held], [waiting.job.state, waiting.job.held]);
+        }),
+      ).catch(() => {});
+      slot.resolve();
+      ctx.body = seen;
+    });
+    await request(app.callback())
+      .get('/')
+      .expect(200, [
+        ['running', false],
+        ['waiting', false],
+      ]);
+    await rc.onIdle();
+    expect(ran.sort()).to.deep.equal(['startedAtOnce', 'waitsForASlot']);
+    expect(rc.stats).to.include({ succeeded: 3, dropped: 0 });
+    expect(errors).to.deep.equal([]);
+  });
+
   describe('with dedupe', () => {
     it('loses no job to a collapsed call whose transaction rolled back: the one that committed runs it', async () => {
       const { app, rc, drops } = appWithDrops();
