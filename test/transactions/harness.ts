@@ -62,6 +62,8 @@ export function runSchema(label: string): string {
 
 /** The transactions at once in the concurrency case; every library's pool holds at least 10 connections. */
 const CONCURRENT = 8;
+/** The requests at once in the queued case: more than any library's pool of 10 connections. */
+const QUEUED = 30;
 
 /** What a test sees of the app: its middleware, the jobs that ran and the drops. */
 export interface OrdersApp {
@@ -176,6 +178,19 @@ export function ordersApp<Tx>(orders: Orders<Tx>, more?: MoreRoutes): OrdersApp 
         ctx.raincheck(sendConfirmation, `c${id}`);
         await arrive();
         await orders.takeStock(tx, id % 2 === 0 ? 'book' : 'sold-out');
+      });
+    } catch {}
+    ctx.body = 'ok';
+  });
+  // As /concurrent, without the barrier: more requests than the pool has connections wait in its queue.
+  router.post('/queued/:id', async (ctx) => {
+    const id = Number(ctx.params.id);
+    const sku = id % 2 === 0 ? 'book' : 'sold-out';
+    try {
+      await orders.transaction(async (tx) => {
+        await orders.insertOrder(tx, `q${id}`, sku);
+        ctx.raincheck(sendConfirmation, `q${id}`);
+        await orders.takeStock(tx, sku);
       });
     } catch {}
     ctx.body = 'ok';
@@ -365,6 +380,19 @@ export function describeTransactions<Tx>(
           expect(sorted(drops)).to.deep.equal(rolledBack.map((id) => ({ id, reason: 'rolledBack' })));
           expect(await opened().orderIds()).to.have.members(committed);
           expect(rc.stats).to.include({ succeeded: CONCURRENT / 2 + 4, dropped: CONCURRENT / 2 });
+        });
+
+        it(`keeps ${QUEUED} requests apart when they wait for one of the pool's connections`, async () => {
+          const { post, rc, confirmed, drops } = await start();
+          await Promise.all(Array.from({ length: QUEUED }, (_, i) => post(`/queued/${i}`).expect(200)));
+          await rc.onIdle();
+          const ids = (parity: number) =>
+            Array.from({ length: QUEUED / 2 }, (_, i) => `q${2 * i + parity}`).sort((a, b) =>
+              a.localeCompare(b, 'en', { numeric: true }),
+            );
+          expect(sorted(confirmed)).to.deep.equal(ids(0).map((id) => ({ id, found: true })));
+          expect(sorted(drops)).to.deep.equal(ids(1).map((id) => ({ id, reason: 'rolledBack' })));
+          expect(await opened().orderIds()).to.have.members(ids(0));
         });
       }
 
