@@ -14,7 +14,7 @@ import type {
 import { expect } from 'chai';
 import Koa from 'koa';
 import request from 'supertest';
-import { type RaincheckOptions, raincheck, schedule, setOutsideRequest } from '../src/index.js';
+import { atomic, type RaincheckOptions, raincheck, schedule, setOutsideRequest } from '../src/index.js';
 import { instrument } from '../src/instrument.js';
 import { traceJobs } from '../src/otel.js';
 import { enginesOf, nodeSatisfies } from './adapters/majors.js';
@@ -244,6 +244,27 @@ if (unsupported.length > 0) {
       expect(timeline.indexOf('end audit')).to.be.greaterThan(timeline.indexOf('end GET'));
       const [seconds = 0, nanoseconds = 0] = audit?.duration ?? [];
       expect(seconds * 1e9 + nanoseconds).to.be.greaterThan(0);
+    });
+
+    it('a job of a transaction that rolled back: dropped, with the rollback as the reason, on a request that succeeded', async () => {
+      const router = new Router();
+      router.get('/', async (ctx) => {
+        await atomic(async () => {
+          ctx.raincheck(function confirm() {});
+          throw new Error('rolled back');
+        }).catch(() => {});
+        ctx.body = 'ok';
+      });
+      const { app, rc } = appWith(router);
+      await get(app, '/', 200);
+      await rc.onIdle();
+      const { GET: server, confirm } = await exported();
+      expect(parentOf(confirm)).to.equal(idOf(server));
+      expect(confirm?.attributes).to.include({
+        'koa_raincheck.job.state': 'dropped',
+        'koa_raincheck.job.drop_reason': 'its transaction rolled back',
+      });
+      expect(confirm?.status).to.deep.equal({ code: SpanStatusCode.UNSET });
     });
 
     it('a job turned away by maxWaiting: dropped, with the status ERROR and the overflow as the reason', async () => {
