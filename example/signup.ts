@@ -4,6 +4,7 @@
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import { RaincheckJobError, raincheck } from '../src/index.js';
+import { runTransactions } from './transactions.js';
 
 const started = performance.now();
 const at = () => `${String(Math.round(performance.now() - started)).padStart(5)} ms`;
@@ -108,4 +109,12 @@ await signup(
 );
 
 server.close();
-console.log('All jobs settled; server closed.');
+
+console.log(
+  '\nJobs that follow the database transaction (PGlite, PostgreSQL in WebAssembly: no server). An order\n' +
+    'schedules its confirmation inside its transaction, under atomic(): it runs only if the transaction\n' +
+    'commits. The second order is sold out: its transaction rolls back, the handler still answers 200, and\n' +
+    'the confirmation is dropped.\n',
+);
+await runTransactions(log);
+console.log('\nAll jobs settled; servers closed.');

@@ -7,7 +7,8 @@ import { whenServer } from './servers.js';
 
 describe('npm run example', () => {
   let stdout = '';
-  before(async () => {
+  before(async function () {
+    this.timeout(60_000); // PGlite starts in seconds on a busy machine
     const script = new URL('../example/signup.ts', import.meta.url).pathname;
     ({ stdout } = await promisify(execFile)(process.execPath, scriptArgs(script, { typescript: true })));
   });
@@ -19,7 +20,17 @@ describe('npm run example', () => {
     );
     expect(stdout).to.include('dropped writeAuditLog(): the response status was 400');
     expect(stdout.match(/job {5}sendWelcomeEmail\(\S+\) finished/g)).to.have.length(3);
-    expect(stdout).to.include('All jobs settled; server closed.');
+    expect(stdout).to.include('All jobs settled; servers closed.');
+  });
+
+  it("shows a committed transaction's job run and a rolled-back one's dropped, with no database server", () => {
+    const part = stdout.slice(stdout.indexOf('Jobs that follow the database transaction'));
+    expect(part).to.include('job     sendConfirmation(1) finished: order 1 is in the database');
+    expect(part).to.include('client  got 200 {"ordered":1}');
+    expect(part).to.match(/handler transaction rolled back \(.*violates check constraint "in_stock"\)/);
+    expect(part).to.include('dropped sendConfirmation(2): rolledBack');
+    expect(part).to.include('client  got 200 {"ordered":false}');
+    expect(part).not.to.include('sendConfirmation(2) finished');
   });
 
   it('says what "sent" means, and what each of its four requests shows', () => {

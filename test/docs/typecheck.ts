@@ -18,6 +18,7 @@ export const stubs: Readonly<Record<string, string>> = {
   ctx: "import('koa').Context",
   createUser: '(body: unknown) => Promise<{ id: number; email: string; name: string }>',
   sendWelcomeEmail: '(to: string, name?: string) => Promise<void>',
+  sendConfirmation: '(orderId: number) => Promise<void>',
   mailer: '{ send(message: { to: string; subject: string }): Promise<void>; readonly sent: unknown[] }',
   db: '{ users: { insert(user: { email: string; name: string }): Promise<{ id: number; email: string; name: string }> } }',
   metrics:
