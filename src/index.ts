@@ -24,6 +24,7 @@ export { type DropReason, type RaincheckOptions, type ResponseOutcome, succeeded
 export type { DrainResult, RaincheckStats } from './runner.js';
 export { QUEUE } from './schedule.js';
 export { Scheduled } from './scheduled.js';
+export { atomic, RaincheckTransaction, type TransactionState } from './transaction.js';
 export default raincheck;
 
 declare module 'koa' {

@@ -142,6 +142,14 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
     return (this.flags & CANCELLED) !== 0;
   }
 
+  /**
+   * Whether the job waits for a transaction (see `atomic()`): every call that wants it was made inside one
+   * that has not committed yet. It starts once one of them commits, and is dropped if all roll back.
+   */
+  get held(): boolean {
+    return (this.flags & HELD) !== 0;
+  }
+
   /** @internal */
   markAlways(): void {
     this.flags |= ALWAYS;
@@ -159,6 +167,10 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
 /** @internal Flags of `Job#flags`. */
 export const ALWAYS = 1;
 export const CANCELLED = 2;
+/** With CANCELLED: the last call that wanted the job was dropped by its transaction's rollback. */
+export const ROLLED_BACK = 4;
+/** Every call still wanting the job is inside a transaction not yet committed: it must not start. */
+export const HELD = 8;
 
 /**
  * A job's scope: apart from the constructor, which V8 then inlines where jobs are made. Destroyed by the
@@ -212,6 +224,10 @@ export interface Asked {
    * read), then as text (see src/call-site.ts).
    */
   callSite: unknown;
+  /** How many of the job's calls (not taken back) are inside a transaction not yet committed. */
+  held: number;
+  /** A held job whose response is over: how to hand it to the runner once no transaction holds it. */
+  parked: ((job: Job) => void) | undefined;
 }
 
 /** @internal */
@@ -226,6 +242,8 @@ export function askedOf(job: Job): Asked {
     joined: undefined,
     absorbed: 0,
     callSite: undefined,
+    held: 0,
+    parked: undefined,
   };
   return job.asked;
 }

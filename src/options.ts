@@ -1,7 +1,7 @@
 import { debuglog } from 'node:util';
 import type { Context } from 'koa';
 import { describe, type RaincheckJobError } from './errors.js';
-import type { Job } from './job.js';
+import { type Job, ROLLED_BACK } from './job.js';
 import { checkTtl } from './scheduled.js';
 import { typeName } from './type-name.js';
 
@@ -126,8 +126,9 @@ export interface RaincheckOptions {
   readonly onError?: ((error: RaincheckJobError, job: Job, ctx: Context) => unknown) | undefined;
 
   /**
-   * Receives every job that is not run because `runWhen` said no (`reason` `'runWhen'`), or because every
-   * call that wanted it was taken back with `cancel()` (`'cancelled'`), once its response is over.
+   * Receives every job that is not run because `runWhen` said no (`reason` `'runWhen'`), because every
+   * call that wanted it was taken back with `cancel()` (`'cancelled'`), or because every such call was made
+   * inside a transaction that rolled back (`'rolledBack'`, see `atomic()`), once its response is over.
    * @default a line under `NODE_DEBUG=koa-raincheck`
    */
   readonly onDrop?:
@@ -135,8 +136,11 @@ export interface RaincheckOptions {
     | undefined;
 }
 
-/** Why a job was dropped without running, as `onDrop` is told. */
-export type DropReason = 'runWhen' | 'cancelled';
+/**
+ * Why a job was dropped without running, as `onDrop` is told: `runWhen` said no, every call was taken back
+ * with `cancel()`, or every call was made inside a transaction that rolled back (`atomic()`).
+ */
+export type DropReason = 'runWhen' | 'cancelled' | 'rolledBack';
 
 /** The options with every default filled in. */
 export type Settings = { readonly [K in keyof RaincheckOptions]-?: Exclude<RaincheckOptions[K], undefined> };
@@ -161,9 +165,15 @@ export function logDrop(job: Job, outcome: ResponseOutcome, ctx: Context, reason
   debug('dropped job %s() of %s %s: %s', job.name, ctx.method, ctx.path, dropReason(outcome, reason));
 }
 
+/** Why a released job is not run: its flags say whether its calls were taken back, or rolled back. */
+export function dropReasonOf(job: Job): DropReason {
+  return (job.flags & ROLLED_BACK) !== 0 ? 'rolledBack' : job.cancelled ? 'cancelled' : 'runWhen';
+}
+
 /** Why a job of a request with this outcome is not run, in words. */
 export function dropReason(outcome: ResponseOutcome, reason?: DropReason): string {
   if (reason === 'cancelled') return 'it was cancelled (scheduled.cancel())';
+  if (reason === 'rolledBack') return 'its transaction rolled back';
   if (outcome.threw) return `the request failed (${describe(outcome.error)})`;
   if (outcome.status >= 400) return `the response status was ${outcome.status}`;
   return 'runWhen() returned false';

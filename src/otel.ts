@@ -15,7 +15,7 @@ import {
 import { describe } from './errors.js';
 import { type Instrument, instrument, setInstrument } from './instrument.js';
 import type { Job } from './job.js';
-import { dropReason, type ResponseOutcome } from './options.js';
+import { dropReason, dropReasonOf, type ResponseOutcome } from './options.js';
 import { warnHookFailed } from './report.js';
 import { typeName } from './type-name.js';
 
@@ -221,8 +221,7 @@ function finish(span: Span, job: Job, error: unknown, outcome: ResponseOutcome |
   if (job.state === 'dropped') {
     // Dropped because `runWhen` said no or every call was cancelled: not an error of the job. Turned away
     // by `maxWaiting`: an error, the overflow's.
-    if (outcome !== undefined)
-      span.setAttribute(DROP_REASON, dropReason(outcome, job.cancelled ? 'cancelled' : 'runWhen'));
+    if (outcome !== undefined) span.setAttribute(DROP_REASON, dropReason(outcome, dropReasonOf(job)));
     else {
       span.setAttribute(DROP_REASON, describe(error));
       span.setStatus({ code: SpanStatusCode.ERROR, message: describe(error) });

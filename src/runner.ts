@@ -7,13 +7,14 @@ import {
   ALWAYS,
   askedOf,
   fingerprintFor,
+  HELD,
   type Job,
   type JobGroup,
   type JobReports,
   timeoutOf,
 } from './job.js';
 import { callJob } from './job-context.js';
-import type { ResponseOutcome, Settings } from './options.js';
+import { dropReasonOf, type ResponseOutcome, type Settings } from './options.js';
 import { isThenable, publishEnd, publishStart, reportDrop, reportFailure, warnHookFailed } from './report.js';
 
 /** Counts of a middleware's jobs. Every scheduled job is in exactly one of the last eight. */
@@ -221,10 +222,24 @@ export class Runner implements JobReports {
     }
   }
 
-  /** A released job that is not run: cancelled, or `runWhen` said no. */
+  /** A released job that is not run: cancelled, rolled back, or `runWhen` said no; or held, not yet. */
   #dropUnrun(job: Job, outcome: ResponseOutcome, ctx: Context): void {
-    const reason = job.cancelled ? 'cancelled' : 'runWhen';
+    if ((job.flags & HELD) !== 0) {
+      this.#park(job, outcome, ctx);
+      return;
+    }
+    const reason = dropReasonOf(job);
     this.#drop(job, ctx, outcome, () => reportDrop(this.settings, job, outcome, ctx, reason));
+  }
+
+  /**
+   * A job whose response is over but whose calls are all inside transactions not yet committed: it stays
+   * pending (awaiting), and is released on its own, under the same outcome, once one commits or all roll
+   * back (see transaction.ts).
+   */
+  #park(job: Job, outcome: ResponseOutcome, ctx: Context): void {
+    this.#awaitingResponse++;
+    askedOf(job).parked = (parked) => this.release(parked, parked, outcome, ctx, false);
   }
 
   /**

@@ -2,6 +2,7 @@ import type { Context } from 'koa';
 import { RequestQueue } from './request-queue.js';
 import type { Runner } from './runner.js';
 import type { Scheduled } from './scheduled.js';
+import { enterTransaction, transactions } from './transaction.js';
 import { typeName } from './type-name.js';
 
 /**
@@ -35,7 +36,9 @@ export function scheduleOnContext(this: RaincheckContext, fn: unknown, ...args: 
   if (typeof fn !== 'function') throw notAFunction(fn);
   const target = (fn as { [WRAPPED]?: unknown })[WRAPPED] ?? fn;
   const queue = this[QUEUE] ?? newQueue(this);
-  return queue.add(target as (...args: readonly unknown[]) => unknown, args);
+  const call = queue.add(target as (...args: readonly unknown[]) => unknown, args);
+  if (transactions.open !== 0) enterTransaction(call);
+  return call;
 }
 
 function notCalledOnContext(): TypeError {

@@ -1,4 +1,4 @@
-import { askedOf, CANCELLED, fingerprintFor, type Job } from './job.js';
+import { type Asked, askedOf, CANCELLED, fingerprintFor, HELD, type Job, ROLLED_BACK } from './job.js';
 import { typeName } from './type-name.js';
 
 /** What `ctx.raincheck(fn, ...args)` returns. */
@@ -84,12 +84,74 @@ export class Scheduled {
     // With `immediate`, a job is handed to the runner at once: started, or waiting for a slot as started.
     if (job.group?.cancellable() !== true) return false;
     if (job.absorbed > 0) return false; // other requests' identical jobs joined it: their work
-    withdrawn.add(this);
-    if (job.collapsedCalls > 0 && ++askedOf(job).withdrawn <= job.collapsedCalls) return false; // of 1 + collapsed
-    job.flags |= CANCELLED;
-    job.group?.cancel(job);
-    return true;
+    return withdraw(this, CANCELLED);
   }
+}
+
+/**
+ * Takes `call` back (`cancel()`, or its transaction's rollback): its job is dropped once every call that
+ * wanted it was taken back, with `flags` (CANCELLED, or with ROLLED_BACK) saying why. Returns whether it is.
+ */
+function withdraw(call: Scheduled, flags: number): boolean {
+  const job = call.job;
+  withdrawn.add(call);
+  if (heldCalls.delete(call)) (job.asked as Asked).held--;
+  if (job.collapsedCalls > 0 && ++askedOf(job).withdrawn <= job.collapsedCalls) {
+    if (job.asked?.held !== 0) updateHold(job); // the calls left may all be held
+    return false; // of 1 + collapsed
+  }
+  job.flags = (job.flags | flags) & ~HELD;
+  job.group?.cancel(job);
+  unpark(job);
+  return true;
+}
+
+/** The calls made inside a transaction that has not committed yet (see transaction.ts). */
+const heldCalls = new WeakSet<Scheduled>();
+
+/** @internal `call` was made inside an open transaction: its job waits, unless another call wants it. */
+export function holdCall(call: Scheduled): void {
+  if (call.job.state !== 'waiting' || withdrawn.has(call)) return; // started already (`immediate`)
+  heldCalls.add(call);
+  askedOf(call.job).held++;
+  updateHold(call.job);
+}
+
+/** @internal `call`'s transaction committed, and so did every one around it: it wants its job like any call. */
+export function keepCall(call: Scheduled): void {
+  if (!heldCalls.delete(call)) return; // taken back meanwhile
+  (call.job.asked as Asked).held--;
+  updateHold(call.job);
+}
+
+/** @internal `call`'s transaction (or one around it) rolled back: the call is taken back. */
+export function rollBackCall(call: Scheduled): void {
+  const job = call.job;
+  if (job.state !== 'waiting' || withdrawn.has(call)) return;
+  withdraw(call, CANCELLED | ROLLED_BACK);
+}
+
+/**
+ * @internal Sets or clears the job's HELD flag: held while every call that still wants it is inside a
+ * transaction not yet committed. A parked job (its response over) that no longer is, is released.
+ */
+export function updateHold(job: Job): void {
+  const asked = job.asked;
+  if (asked === undefined) return;
+  if (asked.held > 0 && asked.held === 1 + job.collapsedCalls - asked.withdrawn) job.flags |= HELD;
+  else if ((job.flags & HELD) !== 0) {
+    job.flags &= ~HELD;
+    unpark(job);
+  }
+}
+
+/** A job parked by the runner for its transaction: hands it back, to run or be dropped by its flags. */
+function unpark(job: Job): void {
+  const asked = job.asked;
+  const parked = asked?.parked;
+  if (parked === undefined) return;
+  (asked as Asked).parked = undefined;
+  parked(job);
 }
 
 /** The longest ttl a timer can wait (setTimeout's bound): longer ones would fire at once. */
