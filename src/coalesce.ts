@@ -1,8 +1,50 @@
 import { AsyncResource } from 'node:async_hooks';
 // From node:perf_hooks, not the global: `globalThis.performance` is a lazy getter, run on every read.
 import { performance } from 'node:perf_hooks';
-import type { Asked, Job } from './job.js';
+import { type Asked, askedOf, fingerprintFor, type Job } from './job.js';
 import { keyOf } from './key.js';
+import type { Settings } from './options.js';
+
+/**
+ * The runner's side of coalescing: which jobs coalesce (those that asked, and every job with the
+ * `coalesce` option), checked as each is about to run, and the index of the jobs they may join, made when
+ * the first one comes.
+ */
+export class Coalescing {
+  /** The `coalesce` option as a ttl: `undefined` when jobs coalesce only if they ask. */
+  readonly ttl: number | undefined;
+  #index: CoalescingIndex | undefined;
+
+  constructor(option: Settings['coalesce']) {
+    this.ttl = option === false ? undefined : option === true ? 0 : (option.ttl ?? 0);
+  }
+
+  /**
+   * For a job about to run: the identical job of another request it joins instead (one that waits for a
+   * slot, runs, or succeeded within its ttl), recorded as joined. Otherwise `undefined`, and a coalescing
+   * job becomes the one that later identical jobs join.
+   */
+  joins(job: Job): Job | undefined {
+    // The option, for a job that did not ask itself: applied here, not where jobs are made.
+    if (this.ttl !== undefined) {
+      const asked = askedOf(job);
+      asked.coalesceTtl = Math.max(asked.coalesceTtl ?? 0, this.ttl);
+      fingerprintFor(job); // with `dedupe: false` too
+    } else if (job.asked?.coalesceTtl === undefined) {
+      return undefined; // it asked something else (a timeout), not to coalesce
+    }
+    this.#index ??= new CoalescingIndex();
+    const target = this.#index.joinOrEnter(job);
+    if (target !== undefined) job.join(target);
+    return target;
+  }
+
+  /** A job ended, or was dropped: if it coalesces, only one that succeeded stays joinable, for its ttl. */
+  ended(job: Job): void {
+    const ttl = job.asked?.coalesceTtl;
+    if (ttl !== undefined) this.#index?.ended(job, ttl);
+  }
+}
 
 /**
  * The jobs that identical coalescing jobs of other requests join instead of running: each one while it

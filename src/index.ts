@@ -9,6 +9,7 @@ export {
   schedule,
   setOutsideRequest,
 } from './ambient.js';
+export type { RaincheckStats } from './counts.js';
 export {
   type OutsideRequestReason,
   RaincheckDrainTimeoutError,
@@ -17,11 +18,11 @@ export {
   RaincheckOverflowError,
   RaincheckTimeoutError,
 } from './errors.js';
+export type { DrainResult } from './idle.js';
 export { Job, type JobState } from './job.js';
 export { jobReporter, jobSignal } from './job-context.js';
 export { type RaincheckMiddleware, raincheck } from './middleware.js';
 export { type DropReason, type RaincheckOptions, type ResponseOutcome, succeeded } from './options.js';
-export type { DrainResult, RaincheckStats } from './runner.js';
 export { QUEUE } from './schedule.js';
 export { Scheduled } from './scheduled.js';
 export { atomic, RaincheckTransaction, type TransactionState } from './transaction.js';

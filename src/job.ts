@@ -233,7 +233,7 @@ export interface Asked {
   callSite: unknown;
   /** How many of the job's calls (not taken back) are inside a transaction not yet committed. */
   held: number;
-  /** A held job whose response is over: how to hand it to the runner once no transaction holds it. */
+  /** A held job whose response is over: how to hand it back once no transaction holds it (src/park.ts). */
   parked: ((job: Job) => void) | undefined;
 }
 
@@ -278,7 +278,7 @@ export interface JobGroup {
   report(error: unknown, job: Job): void;
   /** How many of the group's jobs are not yet settled. */
   unsettled: number;
-  /** The runner's list of groups with jobs not yet settled. */
+  /** The links of the list of groups with jobs not yet settled (src/busy.ts). */
   previousBusy: JobGroup | undefined;
   nextBusy: JobGroup | undefined;
   /** Adds the group's jobs not yet settled to `into`, in the order they were scheduled. */

@@ -1,7 +1,9 @@
 import Koa, { type Middleware } from 'koa';
 import { rememberApp } from './ambient.js';
+import type { RaincheckStats } from './counts.js';
+import type { DrainResult } from './idle.js';
 import { type RaincheckOptions, resolveOptions } from './options.js';
-import { type DrainResult, type RaincheckStats, Runner } from './runner.js';
+import { Runner } from './runner.js';
 import {
   type RaincheckContext,
   RUNNER,

@@ -1,4 +1,5 @@
 import { type Asked, askedOf, CANCELLED, fingerprintFor, HELD, type Job, ROLLED_BACK } from './job.js';
+import { unpark } from './park.js';
 import { typeName } from './type-name.js';
 
 /** What `ctx.raincheck(fn, ...args)` returns. */
@@ -151,15 +152,6 @@ export function updateHold(job: Job): void {
     job.flags &= ~HELD;
     unpark(job);
   }
-}
-
-/** A job parked by the runner for its transaction: hands it back, to run or be dropped by its flags. */
-function unpark(job: Job): void {
-  const asked = job.asked;
-  const parked = asked?.parked;
-  if (parked === undefined) return;
-  (asked as Asked).parked = undefined;
-  parked(job);
 }
 
 /** The longest ttl a timer can wait (setTimeout's bound): longer ones would fire at once. */
