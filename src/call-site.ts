@@ -1,5 +1,4 @@
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { askedOf, type Job } from './job.js';
 
 /**
  * Where jobs were scheduled, with the `callSite` option: the stack of the call that made the job, captured
@@ -18,8 +17,25 @@ interface Holder {
   stack?: string;
 }
 
-/** Captures the stack of the scheduling call for `job`. Called where the job is made, once per job. */
-export function captureCallSite(job: Job): void {
+/**
+ * Where a job keeps its call site (its `asked` record, see job.ts): the captured stack, then its text. Only
+ * this much of a job is known here, so that job.ts can import this file and not the other way round.
+ */
+export interface CallSiteRecord {
+  callSite: unknown;
+}
+
+/** The part of a job read here: its record, if it has one, and how it ended. */
+interface JobLike {
+  readonly asked: CallSiteRecord | undefined;
+  readonly state: string;
+}
+
+/**
+ * Captures the stack of the scheduling call into `record` (the new job's). Called where the job is made,
+ * once per job.
+ */
+export function captureCallSite(record: CallSiteRecord): void {
   const holder: Holder = {};
   const limit = Error.stackTraceLimit;
   if (typeof limit === 'number') Error.stackTraceLimit = limit + LIBRARY_FRAMES;
@@ -28,19 +44,19 @@ export function captureCallSite(job: Job): void {
   } finally {
     if (typeof limit === 'number') Error.stackTraceLimit = limit;
   }
-  askedOf(job).callSite = holder;
+  record.callSite = holder;
 }
 
 /**
  * The call site of `job` as text (its frames outside koa-raincheck, one `    at ...` line each), formatted
  * on first read; `undefined` when none was captured, or when the job settled without failing.
  */
-export function callSiteOf(job: Job): string | undefined {
+export function callSiteOf(job: JobLike): string | undefined {
   const asked = job.asked;
   const site = asked?.callSite;
   if (site === undefined || typeof site === 'string') return site;
   const text = userFrames((site as Holder).stack);
-  (asked as { callSite: unknown }).callSite = text; // the frames go: only the text stays
+  (asked as CallSiteRecord).callSite = text; // the frames go: only the text stays
   return text;
 }
 
@@ -48,7 +64,7 @@ export function callSiteOf(job: Job): string | undefined {
  * A job settled (ran, was dropped, or joined another): one that failed or timed out keeps its call site as
  * text, for reports read later; the others let go of it.
  */
-export function settleCallSite(job: Job): void {
+export function settleCallSite(job: JobLike): void {
   const asked = job.asked;
   if (asked === undefined || asked.callSite === undefined) return;
   if (job.state === 'failed' || job.state === 'timedOut') callSiteOf(job);
@@ -62,7 +78,7 @@ const annotated = new WeakSet<Error>();
  * Adds a `scheduled at:` section to a job's error report, after its own frames: the frames of the call that
  * scheduled the job, those of koa-raincheck left out. Once per error.
  */
-export function withCallSite<E extends Error>(error: E, job: Job): E {
+export function withCallSite<E extends Error>(error: E, job: JobLike): E {
   const site = callSiteOf(job);
   if (site === undefined || site === '' || annotated.has(error)) return error;
   annotated.add(error);

@@ -1,6 +1,6 @@
 import type { Context } from 'koa';
 import { captureCallSite } from './call-site.js';
-import { Job, type JobGroup } from './job.js';
+import { askedOf, Job, type JobGroup } from './job.js';
 import { type Fingerprint, fingerprintOf, keyOf, sameFingerprint } from './key.js';
 import type { ResponseOutcome } from './options.js';
 import { onResponseEnd, wasAborted } from './response-end.js';
@@ -73,7 +73,7 @@ export class RequestQueue implements JobGroup {
       }
     }
     const job = new Job(fn, args, fingerprint, runner.settings.keepContext);
-    if (runner.settings.callSite) captureCallSite(job); // off by default: this test is all it costs
+    if (runner.settings.callSite) captureCallSite(askedOf(job)); // off by default: this test is all it costs
     runner.admit(job, this);
     if (this.#outcome === undefined && !runner.settings.immediate) {
       // Scheduled while the request is handled: the job waits for the response with the others.
