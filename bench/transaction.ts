@@ -1,11 +1,11 @@
 // What a transaction scope costs (docs/transactions.md, "Cost"): `npm run build`, then
 // `tsx bench/transaction.ts`. Not part of `npm run bench`: a request that opens no scope pays one load and
-// compare (`transactions.open`), which S1-S3 there measure. Medians of 7 runs, in ns per operation, on the
+// compare (`openTransactions` in src/schedule.ts), which S1-S3 there measure. Medians of 7 runs, in ns per operation, on the
 // built module as users run it.
-import { atomic, RaincheckTransaction } from '../dist/index.js';
-import { Job } from '../dist/job.js';
-import { Scheduled } from '../dist/scheduled.js';
-import { enterTransaction } from '../dist/transaction.js';
+import { atomic, RaincheckTransaction } from '../dist/cjs/index.js';
+import { Job } from '../dist/cjs/job.js';
+import { Scheduled } from '../dist/cjs/scheduled.js';
+import { enterTransaction } from '../dist/cjs/transaction.js';
 
 /** Median ns per call of `fn` (sync), over 7 runs of `n` calls. */
 function nsPerCall(n: number, fn: () => void): number {

@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { transactionsChanged } from './schedule.js';
 import { holdCall, keepCall, rollBackCall, type Scheduled, updateHold } from './scheduled.js';
 import { typeName } from './type-name.js';
 
@@ -7,12 +8,6 @@ export type TransactionState = 'open' | 'committed' | 'rolledBack';
 
 /** The transaction whose function is running, through its timers and callbacks too. */
 const current = new AsyncLocalStorage<RaincheckTransaction>();
-
-/**
- * @internal How many transactions are open, process-wide: while none is, scheduling does not look for
- * one (a request that opens none pays a load and a comparison).
- */
-export const transactions = { open: 0 };
 
 /**
  * The jobs scheduled inside a database transaction, kept when it commits and dropped when it rolls back,
@@ -31,7 +26,7 @@ export class RaincheckTransaction {
 
   constructor() {
     this.#parent = current.getStore();
-    transactions.open++;
+    transactionsChanged(1, enterTransaction);
   }
 
   /** `'open'` until `commit()` or `rollback()`. */
@@ -113,7 +108,7 @@ export class RaincheckTransaction {
 
   #settle(state: 'committed' | 'rolledBack'): void {
     this.#state = state;
-    transactions.open--;
+    transactionsChanged(-1, enterTransaction);
   }
 
   #assertOpen(what: string): void {
@@ -155,7 +150,7 @@ export function atomic<T>(fn: () => T | PromiseLike<T>): Promise<Awaited<T>> {
   );
 }
 
-/** @internal For the scheduling call: the transaction it is made in, if any. */
+/** @internal For the scheduling call (schedule.ts, while a transaction is open): the transaction it is made in, if any. */
 export function enterTransaction(call: Scheduled): void {
   const tx = current.getStore();
   if (tx !== undefined) tx.add(call);

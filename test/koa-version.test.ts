@@ -1,7 +1,7 @@
 // The Koa switch (test/koa-version.mjs) must never silently do nothing: this checks which Koa `import` and
 // `require()` load, here and in a child process, against RAINCHECK_KOA.
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
 import Koa from 'koa';
+import { scriptArgs } from './runtime.js';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -24,8 +25,15 @@ async function versionInChild(cwd: string, type: 'commonjs' | 'module'): Promise
       : "import { createRequire } from 'node:module'; import Koa from 'koa'; " +
         "const require = createRequire(import.meta.url); if (Koa !== require('koa')) throw new Error('two Koas'); " +
         "process.stdout.write(require('koa/package.json').version)";
-  const { stdout } = await run(process.execPath, [`--input-type=${type}`, '-e', code], { cwd });
-  return stdout;
+  // A file rather than `-e`: Deno's CLI has no `--input-type`. In `cwd`, so that `koa` resolves from there.
+  const file = path.join(cwd, `.koa-version-${process.pid}.${type === 'module' ? 'mjs' : 'cjs'}`);
+  await writeFile(file, code);
+  try {
+    const { stdout } = await run(process.execPath, scriptArgs(file), { cwd });
+    return stdout;
+  } finally {
+    await rm(file, { force: true });
+  }
 }
 
 describe(`the Koa the tests run on (RAINCHECK_KOA ${process.env.RAINCHECK_KOA ? `= ${process.env.RAINCHECK_KOA}` : 'unset'})`, () => {
