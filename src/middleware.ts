@@ -5,9 +5,10 @@ import type { DrainResult } from './idle.js';
 import { type RaincheckOptions, resolveOptions } from './options.js';
 import { Runner } from './runner.js';
 import {
+  install,
+  installed,
   type RaincheckContext,
   RUNNER,
-  scheduleOnContext,
   scheduleUnmounted,
   watchDownstream,
 } from './schedule.js';
@@ -56,14 +57,10 @@ export function raincheck(options?: RaincheckOptions): RaincheckMiddleware {
     // Mounted twice (or by two routers): the outermost one owns the request, so no job runs twice.
     if (ctx[RUNNER] !== undefined) return next();
     ctx[RUNNER] = runner;
-    if (ctx.raincheck !== scheduleOnContext) {
+    if (ctx.raincheck !== installed) {
       // Once per app (its own context still inherits scheduleUnmounted): ctx.raincheck on its context
       // prototype, and its context storage for schedule().
-      Object.defineProperty(ctx.app.context, 'raincheck', {
-        value: scheduleOnContext,
-        configurable: true,
-        writable: true,
-      });
+      install(ctx.app.context);
       rememberApp(ctx.app);
     }
     return watchDownstream(ctx, next());

@@ -29,17 +29,40 @@ export interface RaincheckContext extends Context {
 
 /**
  * How many transactions are open, process-wide (transaction.ts counts them), and how a call is placed in the
- * current one: while none is open, a call pays one load and a comparison. Kept here rather than read from
- * transaction.ts: a property of another module is more bytecode on this path, which measurably pushed the
- * queue's `add()` out of V8's inlining budget (S3 +2.2 k instructions a request on Node 24).
+ * current one. Read only by `scheduleInTransactions`, the `ctx.raincheck` of a process that has used
+ * transactions: one that never opens one pays nothing for them, not even a load and a comparison per call,
+ * which in `scheduleOnContext` measurably pushed the queue's `add()` out of V8's inlining budget (S3 +2.2 k
+ * instructions a request on Node 24).
  */
 let openTransactions = 0;
 let enterTransaction: ((call: Scheduled) => void) | undefined;
 
-/** @internal transaction.ts: a transaction opened (`+1`) or settled (`-1`); `enter` places a call in it. */
+/** `ctx.raincheck` as the middleware installs it on each app's context: one of the two below. */
+export let installed: (this: RaincheckContext, fn: unknown, ...args: unknown[]) => Scheduled =
+  scheduleOnContext;
+
+/** The app contexts `installed` was put on, to switch them to `scheduleInTransactions`. */
+const contexts: WeakRef<object>[] = [];
+
+/** @internal The middleware: puts `installed` on an app's context, on its first request. */
+export function install(context: object): void {
+  Object.defineProperty(context, 'raincheck', { value: installed, configurable: true, writable: true });
+  contexts.push(new WeakRef(context));
+}
+
+/**
+ * @internal transaction.ts: a transaction opened (`+1`) or settled (`-1`); `enter` places a call in it. The
+ * first one switches every app's `ctx.raincheck` to `scheduleInTransactions`, for good.
+ */
 export function transactionsChanged(delta: number, enter: (call: Scheduled) => void): void {
   openTransactions += delta;
   enterTransaction = enter;
+  if (installed === scheduleInTransactions) return;
+  installed = scheduleInTransactions;
+  for (const ref of contexts.splice(0)) {
+    const context = ref.deref();
+    if (context !== undefined) install(context);
+  }
 }
 
 /** `ctx.raincheck(fn, ...args)`: queues `fn(...args)` to run after the response. */
@@ -50,7 +73,12 @@ export function scheduleOnContext(this: RaincheckContext, fn: unknown, ...args: 
   if (typeof fn !== 'function') throw notAFunction(fn);
   const target = (fn as { [WRAPPED]?: unknown })[WRAPPED] ?? fn;
   const queue = this[QUEUE] ?? newQueue(this);
-  const call = queue.add(target as (...args: readonly unknown[]) => unknown, args);
+  return queue.add(target as (...args: readonly unknown[]) => unknown, args);
+}
+
+/** `ctx.raincheck` once the process has used transactions: a call made inside an open one belongs to it. */
+function scheduleInTransactions(this: RaincheckContext, fn: unknown, ...args: unknown[]): Scheduled {
+  const call = scheduleOnContext.call(this, fn, ...args);
   if (openTransactions !== 0) (enterTransaction as (call: Scheduled) => void)(call);
   return call;
 }
@@ -73,7 +101,7 @@ function notAFunction(fn: unknown): TypeError {
 export function scheduleUnmounted(this: RaincheckContext, fn: unknown, ...args: unknown[]): Scheduled {
   if (this === null || typeof this !== 'object') throw notCalledOnContext();
   if (this[RUNNER] === undefined) throw notMounted();
-  return scheduleOnContext.call(this, fn, ...args);
+  return installed.call(this, fn, ...args);
 }
 
 function notMounted(): Error {
