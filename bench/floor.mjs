@@ -10,13 +10,11 @@
 //   succeeded (downstream did not throw, status < 400);
 // - a job's failure, thrown or rejected, goes to `app.emit('error')`, never to the client or the process;
 // - each job runs in its scheduling call's async context, through one AsyncResource (`keepContext`).
-import { AsyncResource } from 'node:async_hooks';
+import { AsyncResource, executionAsyncId } from 'node:async_hooks';
 import objectHash from 'object-hash';
 
 const LIST = Symbol('floor.list');
 const DOWNSTREAM = Symbol('floor.downstream');
-/** A constant options object: without one, Node reads its frozen null-prototype default each time. */
-const RESOURCE_OPTIONS = { requireManualDestroy: false };
 
 /** @param {{ keepContext?: boolean }} [options] */
 export function floor({ keepContext = true } = {}) {
@@ -35,7 +33,7 @@ export function floor({ keepContext = true } = {}) {
       fn,
       args,
       hash: undefined,
-      scope: keepContext ? new AsyncResource('floor', RESOURCE_OPTIONS) : undefined,
+      scope: keepContext ? new AsyncResource('floor', executionAsyncId()) : undefined,
     });
   }
 

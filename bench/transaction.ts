@@ -3,7 +3,7 @@
 // compare (`openTransactions` in src/schedule.ts), which S1-S3 there measure. Medians of 7 runs, in ns per operation, on the
 // built module as users run it.
 import { atomic, RaincheckTransaction } from '../dist/cjs/index.js';
-import { Job } from '../dist/cjs/job.js';
+import { Job, type JobGroup } from '../dist/cjs/job.js';
 import { Scheduled } from '../dist/cjs/scheduled.js';
 import { enterTransaction } from '../dist/cjs/transaction.js';
 
@@ -32,8 +32,7 @@ async function nsPerAsyncCall(n: number, fn: () => Promise<unknown>): Promise<nu
 const group = { cancellable: () => true, cancel: () => {} };
 /** A call as ctx.raincheck() makes one: a new job of a request, waiting for its response. */
 function newCall(): Scheduled {
-  const job = new Job(() => {}, [], undefined, false);
-  (job as { group: unknown }).group = group;
+  const job = new Job(() => {}, [], undefined, false, group as unknown as JobGroup);
   return new Scheduled(job, false);
 }
 

@@ -110,7 +110,7 @@ function scheduleAmbient(
 
 /** Outside a request with `'run'`: no response to wait for, no app to report to but the process. */
 function runAtOnce(fn: (...args: unknown[]) => unknown, args: unknown[]): Scheduled {
-  const job = new Job(fn, args, undefined, false); // run here and now: already in its context
+  const job = new Job(fn, args, undefined, false, undefined); // run here and now: already in its context
   instrument?.scheduled(job);
   job.state = 'running';
   const end = (state: 'succeeded' | 'failed', error: unknown) => {

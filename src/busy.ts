@@ -18,6 +18,11 @@ export class BusyList {
     this.#last = group;
   }
 
+  /** Whether `group` is listed. */
+  has(group: JobGroup): boolean {
+    return group.previousBusy !== undefined || this.#first === group;
+  }
+
   /** Takes out `group`, whose last pending job has settled. */
   remove(group: JobGroup): void {
     const { previousBusy: previous, nextBusy: next } = group;

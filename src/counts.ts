@@ -21,12 +21,13 @@ export interface RaincheckStats {
 }
 
 /**
- * The counts behind `stats`, kept by the runner as jobs move on. Waiting and running jobs are the slots'
- * own figures, and how many were scheduled is a sum: one count less to keep per job.
+ * The counts behind `stats`, kept by the runner as jobs move on: each job is counted twice, as it is
+ * scheduled and as it ends. Waiting and running jobs are the slots' own figures, and the jobs awaiting
+ * their response are the pending ones that are neither: nothing to count as a job is released.
  */
 export class Counts {
+  scheduled = 0;
   deduped = 0;
-  awaitingResponse = 0;
   succeeded = 0;
   failed = 0;
   timedOut = 0;
@@ -40,14 +41,14 @@ export class Counts {
 
   /** Jobs scheduled and not yet settled (awaiting their response, waiting for a slot, or running). */
   get pending(): number {
-    return this.awaitingResponse + this.#slots.waiting + this.#slots.running;
+    return this.scheduled - this.succeeded - this.failed - this.timedOut - this.dropped - this.coalesced;
   }
 
   get stats(): RaincheckStats {
     return {
-      scheduled: this.pending + this.succeeded + this.failed + this.timedOut + this.dropped + this.coalesced,
+      scheduled: this.scheduled,
       deduped: this.deduped,
-      awaitingResponse: this.awaitingResponse,
+      awaitingResponse: this.pending - this.#slots.waiting - this.#slots.running,
       succeeded: this.succeeded,
       failed: this.failed,
       timedOut: this.timedOut,

@@ -1,6 +1,6 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
+import { AsyncLocalStorage, executionAsyncResource } from 'node:async_hooks';
 import { type Instrument, instrument } from './instrument.js';
-import type { Job, JobGroup } from './job.js';
+import { type Job, type JobGroup, JobScope } from './job.js';
 
 /**
  * With `trackJobs: true`, the job being run and its request's queue (where its reports go), kept together:
@@ -12,10 +12,21 @@ interface Tracked {
 }
 
 /**
- * The job whose function is being called right now, synchronously: free to keep, and enough at a job's top.
- * Its reports go to its queue (`job.group`), which it is in until it settles.
+ * The job whose function is being called right now, synchronously, when it runs without a scope of its own
+ * (`keepContext: false`, or on a runtime whose `executionAsyncResource()` does not see the scope: Bun).
+ * A job run in its scope is found as the scope itself (`executionAsyncResource()`, see `runningJob()`), and
+ * writes nothing here. Its reports go to its queue (`job.group`), which it is in until it settles.
  */
 let current: Job | undefined;
+
+/**
+ * Whether, inside `scope.runInAsyncScope()`, `executionAsyncResource()` is `scope`: on Node and Deno; not
+ * on Bun, whose async_hooks keep the stores but not the resources. Asked once.
+ */
+const scopeIsVisible = ((): boolean => {
+  const probe = new JobScope(undefined as unknown as Job);
+  return probe.runInAsyncScope(() => executionAsyncResource() === probe);
+})();
 
 /**
  * With `trackJobs: true`, the job a continuation belongs to, for `jobSignal()` and `jobReporter()` after its
@@ -34,12 +45,13 @@ const tracked = new AsyncLocalStorage<Tracked>();
  *   await fetch(mailApi, { method: 'POST', body: to, signal });
  * }
  * ```
- * Call it at the top of the job, before its first `await`; with `raincheck({ trackJobs: true })`, anywhere
- * inside the job (after `await`s, in callbacks it makes).
+ * Call it at the top of the job, in its own synchronous code before its first `await` (not in a callback
+ * run by another AsyncResource, which is another async context); with `raincheck({ trackJobs: true })`,
+ * anywhere inside the job (after `await`s, in callbacks it makes).
  * @throws {Error} when called outside a job, or after an `await` in a job without `trackJobs`.
  */
 export function jobSignal(): AbortSignal {
-  const job = current ?? tracked.getStore()?.job;
+  const job = runningJob() ?? tracked.getStore()?.job;
   if (job === undefined) throw notInAJob('jobSignal');
   return job.signal;
 }
@@ -66,7 +78,7 @@ function notInAJob(name: string): Error {
 
 /** @internal `jobReporter()`, or `undefined` outside a job. */
 export function currentReporter(): ((error: unknown) => void) | undefined {
-  let job = current;
+  let job = runningJob();
   let group = job?.group;
   if (job === undefined) {
     const call = tracked.getStore();
@@ -82,6 +94,13 @@ export function currentReporter(): ((error: unknown) => void) | undefined {
   };
 }
 
+/** The job being called synchronously right now: `current`, or the one whose scope this runs in. */
+function runningJob(): Job | undefined {
+  if (current !== undefined) return current;
+  const resource = executionAsyncResource();
+  return resource instanceof JobScope ? resource.job : undefined;
+}
+
 /**
  * @internal Calls the job's function in the async context it was scheduled in (when it was kept), as the
  * job that `jobSignal()` and `jobReporter()` answer for.
@@ -89,10 +108,19 @@ export function currentReporter(): ((error: unknown) => void) | undefined {
 export function callJob(job: Job, track?: boolean): unknown {
   // The job as `this`: runInAsyncScope forwards no argument then, which spares it a rest array and a
   // generic apply per job.
-  const enter = track === true ? enterTracked : enterCurrent;
   const scope = job.scope;
-  return scope === undefined ? enter.call(job) : scope.runInAsyncScope(enter, job);
+  if (track === true)
+    return scope === undefined ? enterTracked.call(job) : scope.runInAsyncScope(enterTracked, job);
+  return scope === undefined ? enterCurrent.call(job) : scope.runInAsyncScope(enterScoped, job);
 }
+
+/** A job in its scope, which answers for it: nothing to write, unless a job without one is around it. */
+const enterScoped = scopeIsVisible
+  ? function enterScope(this: Job): unknown {
+      if (current !== undefined) return enterCurrent.call(this); // `current` must not answer in here
+      return instrument === undefined ? invoke(this) : instrumented(this);
+    }
+  : enterCurrent;
 
 function enterCurrent(this: Job): unknown {
   const previous = current;

@@ -1,4 +1,4 @@
-import { AsyncResource } from 'node:async_hooks';
+import { AsyncResource, executionAsyncId } from 'node:async_hooks';
 import { callSiteOf } from './call-site.js';
 import { type Fingerprint, fingerprintOf, keyOf } from './key.js';
 
@@ -46,25 +46,26 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
    * `keepContext: false`, and once the job has settled: that context holds every store of the call, Koa's
    * own (the request's `ctx`) among them, and a job that succeeded may be kept for its coalescing ttl.
    */
-  declare scope: AsyncResource | undefined;
+  declare scope: JobScope | undefined;
 
   constructor(
     fn: (...args: Args) => unknown,
     args: Args,
     fingerprint: Fingerprint | undefined,
     keepContext: boolean,
+    group: JobGroup | undefined,
   ) {
     this.fn = fn;
     this.args = args;
     this.fingerprint = fingerprint;
     this.state = 'waiting';
-    this.group = undefined;
+    this.group = group;
     this.nextInRequest = undefined;
     this.flags = 0;
     this.collapsedCalls = 0;
     this.asked = undefined;
     // An AsyncResource, not AsyncLocalStorage.snapshot(): a few dozen ns against µs.
-    this.scope = keepContext ? captureScope() : undefined;
+    this.scope = keepContext ? new JobScope(this as unknown as Job) : undefined;
   }
 
   /** The function's name, for reports. */
@@ -174,19 +175,22 @@ export const ROLLED_BACK = 4;
 export const HELD = 8;
 
 /**
- * A job's scope: apart from the constructor, which V8 then inlines where jobs are made. Destroyed by the
- * garbage collector (async_hooks users that track resources, cls-hooked say, see it go): no destroy hook is
- * registered unless one of them is installed.
+ * The async context a job was scheduled in, which it runs in: an AsyncResource that knows its job, so that
+ * `jobSignal()` inside it finds the job as `executionAsyncResource()`, and running the job writes nothing
+ * into a long-lived variable (a store of a new object there costs a write barrier per job). Destroyed by
+ * the garbage collector (async_hooks users that track resources, cls-hooked say, see it go): no destroy
+ * hook is registered unless one of them is installed.
  */
-function captureScope(): AsyncResource {
-  return new AsyncResource('koa-raincheck', SCOPE_OPTIONS);
-}
+export class JobScope extends AsyncResource {
+  declare readonly job: Job;
 
-/**
- * The defaults, passed: without options, AsyncResource reads its missing ones from a frozen null-prototype
- * object, a slow property load per job (~190 instructions).
- */
-const SCOPE_OPTIONS = { requireManualDestroy: false } as const;
+  constructor(job: Job) {
+    // The trigger is the scheduling call's execution (AsyncResource's documented default), given as a
+    // number: an options object costs AsyncResource property reads and a lookup of that default.
+    super('koa-raincheck', executionAsyncId());
+    this.job = job;
+  }
+}
 
 /** The dedupe keys read so far (`Job#key`), made once per job. */
 const keys = new WeakMap<object, string>();

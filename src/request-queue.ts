@@ -33,8 +33,6 @@ export class RequestQueue implements JobGroup {
    * a long-lived request (server-sent events) may schedule any number of them. Linked the same way.
    */
   #loose: Job | undefined;
-  /** The first job of the list still waiting for the response to be over: it and the ones after it. */
-  #firstWaiting: Job | undefined;
   /** Past INDEX_AFTER deduped jobs, they are looked up by key instead of one by one. */
   #dedupedCount = 0;
   #byKey: Map<string, Job> | undefined;
@@ -51,6 +49,7 @@ export class RequestQueue implements JobGroup {
     this.nextBusy = undefined;
     this.ctx = ctx;
     this.#runner = runner;
+    runner.listBusy(this); // made for its first job
   }
 
   report(error: unknown, job: Job): void {
@@ -58,28 +57,58 @@ export class RequestQueue implements JobGroup {
   }
 
   /**
-   * The hot path of `ctx.raincheck()`. Kept short, with the rarer cases in methods of their own: V8 inlines
-   * a function's callees within a budget of bytecode, and past it the job's constructor is left out of line.
+   * `ctx.raincheck()`. The common case written out in full: a deduped call made while the request is
+   * handled (no `callSite`, no `immediate`, fewer than INDEX_AFTER deduped jobs), which looks for an
+   * identical job and otherwise makes one to wait with the others for the response. Everything else in
+   * `#addOther`, which does the same in general.
    */
   add(fn: (...args: readonly unknown[]) => unknown, args: readonly unknown[]): Scheduled {
+    const runner = this.#runner;
+    if (!runner.plainCalls || this.#outcome !== undefined || this.#dedupedCount >= INDEX_AFTER) {
+      return this.#addOther(fn, args);
+    }
+    const fingerprint = fingerprintOf(args);
+    if (fingerprint !== undefined) {
+      for (let job = this.#first; job !== undefined; job = job.nextInRequest) {
+        if (job.fn === fn && job.fingerprint !== undefined && sameFingerprint(job.fingerprint, fingerprint)) {
+          return this.#collapse(job);
+        }
+      }
+      this.#dedupedCount++;
+    }
+    const job = new Job(fn, args, fingerprint, runner.settings.keepContext, this);
+    this.unsettled++; // listed as busy since its first job: nothing settles before the response is over
+    runner.admit(job);
+    if (this.#last === undefined) this.#first = job;
+    else this.#last.nextInRequest = job;
+    this.#last = job;
+    return new Scheduled(job, false);
+  }
+
+  /** A call collapsed into `earlier`, an identical job of the request. */
+  #collapse(earlier: Job): Scheduled {
+    earlier.collapsedCalls++;
+    this.#runner.countDeduped();
+    return new Scheduled(earlier, true);
+  }
+
+  /** `add()` in general: with or without dedupe and call sites, before or after the response, or at once. */
+  #addOther(fn: (...args: readonly unknown[]) => unknown, args: readonly unknown[]): Scheduled {
     const runner = this.#runner;
     const fingerprint = runner.settings.dedupe ? fingerprintOf(args) : undefined;
     if (fingerprint !== undefined && this.#dedupedCount > 0) {
       const earlier = this.#find(fn, fingerprint);
-      if (earlier !== undefined) {
-        earlier.collapsedCalls++;
-        runner.countDeduped();
-        return new Scheduled(earlier, true);
-      }
+      if (earlier !== undefined) return this.#collapse(earlier);
     }
-    const job = new Job(fn, args, fingerprint, runner.settings.keepContext);
-    if (runner.settings.callSite) captureCallSite(askedOf(job)); // off by default: this test is all it costs
-    runner.admit(job, this);
+    const job = new Job(fn, args, fingerprint, runner.settings.keepContext, this);
+    if (runner.settings.callSite) captureCallSite(askedOf(job));
+    // A late job may find the request's earlier jobs all settled, and the request no longer listed.
+    if (this.unsettled++ === 0) runner.listBusy(this);
+    runner.admit(job);
     if (this.#outcome === undefined && !runner.settings.immediate) {
       // Scheduled while the request is handled: the job waits for the response with the others.
       if (fingerprint !== undefined) this.#remember(job);
       this.#append(job);
-      this.#firstWaiting ??= job;
     } else {
       this.#addLateOrImmediate(job);
     }
@@ -110,9 +139,9 @@ export class RequestQueue implements JobGroup {
       error,
       aborted: wasAborted(res),
     };
-    this.#outcome = outcome; // from here on add() releases each job itself
-    const first = this.#firstWaiting;
-    this.#firstWaiting = undefined;
+    // Until now every job of the list was waiting for this; from here on add() releases each job itself.
+    this.#outcome = outcome;
+    const first = this.#first;
     if (first !== undefined) this.#release(first, this.#last as Job, outcome, true);
   }
 

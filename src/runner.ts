@@ -24,6 +24,11 @@ import { Slots } from './slots.js';
 export class Runner implements JobReports {
   /** The options of the middleware this runner belongs to. */
   readonly settings: Settings;
+  /**
+   * Calls are deduped, with no call site to capture and no job to run at once: whether a request's queue
+   * may take its common path (see `RequestQueue#add`).
+   */
+  readonly plainCalls: boolean;
   readonly #slots: Slots;
   readonly #counts: Counts;
   readonly #busy = new BusyList();
@@ -38,6 +43,7 @@ export class Runner implements JobReports {
     this.#counts = new Counts(this.#slots);
     this.#coalescing = new Coalescing(settings.coalesce);
     this.#inOrder = settings.runAsync ? undefined : new InOrder();
+    this.plainCalls = settings.dedupe && !settings.callSite && !settings.immediate;
   }
 
   /** Jobs scheduled and not yet settled (awaiting their response, waiting for a slot, or running). */
@@ -65,16 +71,17 @@ export class Runner implements JobReports {
     reportFailure(this.settings, error, job, ctx as Context);
   }
 
+  /** Lists a request (its queue) among those with jobs not yet settled, unless it is listed. */
+  listBusy(group: JobGroup): void {
+    if (!this.#busy.has(group)) this.#busy.add(group);
+  }
+
   /**
-   * Counts a new job of `group` as pending, awaiting its response; it must later go to `runNow()` or
-   * `release()`.
+   * Counts a new job as pending, awaiting its response; it must later go to `runNow()` or `release()`. Its
+   * request counts it too (`group.unsettled`), and is listed (`listBusy()`).
    */
-  admit(job: Job, group: JobGroup): void {
-    job.group = group;
-    // The count is tested here rather than in BusyList: admit() is inlined into ctx.raincheck(), and a call
-    // per job to a method that tests it was left out of line there (Node 20, measured with callgrind).
-    if (group.unsettled++ === 0) this.#busy.add(group);
-    this.#counts.awaitingResponse++;
+  admit(job: Job): void {
+    this.#counts.scheduled++;
     if (instrument !== undefined) instrument.scheduled(job);
   }
 
@@ -85,7 +92,6 @@ export class Runner implements JobReports {
 
   /** Runs a job right away (the `immediate` option), whatever the request's outcome. */
   runNow(job: Job, ctx: Context): void {
-    this.#counts.awaitingResponse--;
     this.#run(job, ctx);
   }
 
@@ -122,7 +128,6 @@ export class Runner implements JobReports {
     // The body is #releaseInOrder's, written out: called, that method became the function V8 optimizes a
     // job's start and end in, and its bytecode left #settle a call of its own per job (Node 20).
     for (let job = first; ; job = job.nextInRequest as Job) {
-      this.#counts.awaitingResponse--;
       if (runs(job, run)) this.#run(job, ctx);
       else this.#dropUnrun(job, outcome, ctx);
       if (job === last) return;
@@ -131,7 +136,6 @@ export class Runner implements JobReports {
 
   /** `startEach` for one job of a `runAsync: false` chain: whether it was run. */
   #releaseInOrder(job: Job, run: boolean, outcome: ResponseOutcome, ctx: Context): boolean {
-    this.#counts.awaitingResponse--;
     if (runs(job, run)) {
       this.#run(job, ctx);
       return true;
@@ -146,8 +150,7 @@ export class Runner implements JobReports {
       this.#drop(job, ctx, outcome);
       return;
     }
-    // Pending still, as awaiting its response; released on its own, under the same outcome.
-    this.#counts.awaitingResponse++;
+    // Pending still, as awaiting its response (see Counts); released on its own, under the same outcome.
     park(job, (parked) => this.release(parked, parked, outcome, ctx, false));
   }
 

@@ -289,3 +289,50 @@ describe('jobSignal() and jobReporter() without trackJobs', () => {
     expect(results[1]).to.match(/before its first await .* raincheck\(\{ trackJobs: true \}\)/);
   });
 });
+
+describe('jobSignal() and jobReporter() in jobs run inside each other', () => {
+  for (const keepContext of [true, false]) {
+    it(`answer for the innermost job, and for the outer one again after it (keepContext: ${keepContext})`, async () => {
+      // immediate: a job scheduled inside a job runs inside it. The middle job is run at once by
+      // schedule() outside a request (`outside: 'run'`), without a scope; the others in theirs, if kept.
+      const { app, rc, errors } = appWith({ immediate: true, keepContext });
+      const seen: Array<[string, AbortSignal]> = [];
+      const handles: Record<string, { job: { signal: AbortSignal } }> = {};
+      const middle = rainchecked(
+        (ctx: Koa.Context) => {
+          seen.push(['middle', jobSignal()]);
+          handles.innermost = ctx.raincheck(() => {
+            seen.push(['innermost', jobSignal()]);
+            jobReporter()(new Error('innermost reports'));
+          });
+          seen.push(['middle again', jobSignal()]);
+        },
+        { outside: 'run' },
+      );
+      app.use(async (ctx) => {
+        handles.outer = ctx.raincheck(() => {
+          seen.push(['outer', jobSignal()]);
+          handles.middle = middle.schedule(ctx);
+          seen.push(['outer again', jobSignal()]);
+        });
+        ctx.body = 'ok';
+      });
+      await get(app, 'HTTP/1');
+      await rc.onIdle();
+      const signal = (name: string) => handles[name]?.job.signal;
+      expect(seen.map(([name]) => name)).to.deep.equal([
+        'outer',
+        'middle',
+        'innermost',
+        'middle again',
+        'outer again',
+      ]);
+      for (const [name, seenSignal] of seen) {
+        expect(seenSignal, name).to.equal(signal(name.replace(' again', '')));
+      }
+      expect(errors.map((e) => String((e.error as Error).message))).to.deep.equal([
+        'koa-raincheck: job anonymous() failed: innermost reports',
+      ]);
+    });
+  }
+});
