@@ -20,13 +20,22 @@ interface Tracked {
 let current: Job | undefined;
 
 /**
- * Whether, inside `scope.runInAsyncScope()`, `executionAsyncResource()` is `scope`: on Node and Deno; not
- * on Bun, whose async_hooks keep the stores but not the resources. Asked once.
+ * Whether a job's scope answers for it: `executionAsyncResource()` is the scope while the job's own code
+ * runs, and not in its continuations. So on Node. Not on Bun, whose async_hooks do not report resources,
+ * nor on Deno, where `executionAsyncResource()` follows the scope into the job's continuations (there
+ * `jobSignal()` would answer after an `await` without `trackJobs`, unlike on Node): `current` answers there.
+ * Probed once, as the module loads, over a microtask; `current` answers until the probe has.
  */
-const scopeIsVisible = ((): boolean => {
+let scopeAnswers = false;
+{
   const probe = new JobScope(undefined as unknown as Job);
-  return probe.runInAsyncScope(() => executionAsyncResource() === probe);
-})();
+  probe.runInAsyncScope(() => {
+    if (executionAsyncResource() !== probe) return;
+    void Promise.resolve().then(() => {
+      scopeAnswers = executionAsyncResource() !== probe;
+    });
+  });
+}
 
 /**
  * With `trackJobs: true`, the job a continuation belongs to, for `jobSignal()` and `jobReporter()` after its
@@ -96,7 +105,7 @@ export function currentReporter(): ((error: unknown) => void) | undefined {
 
 /** The job being called synchronously right now: `current`, or the one whose scope this runs in. */
 function runningJob(): Job | undefined {
-  if (current !== undefined) return current;
+  if (current !== undefined || !scopeAnswers) return current;
   const resource = executionAsyncResource();
   return resource instanceof JobScope ? resource.job : undefined;
 }
@@ -111,16 +120,15 @@ export function callJob(job: Job, track?: boolean): unknown {
   const scope = job.scope;
   if (track === true)
     return scope === undefined ? enterTracked.call(job) : scope.runInAsyncScope(enterTracked, job);
-  return scope === undefined ? enterCurrent.call(job) : scope.runInAsyncScope(enterScoped, job);
+  if (scope === undefined) return enterCurrent.call(job);
+  return scope.runInAsyncScope(scopeAnswers ? enterScope : enterCurrent, job);
 }
 
 /** A job in its scope, which answers for it: nothing to write, unless a job without one is around it. */
-const enterScoped = scopeIsVisible
-  ? function enterScope(this: Job): unknown {
-      if (current !== undefined) return enterCurrent.call(this); // `current` must not answer in here
-      return instrument === undefined ? invoke(this) : instrumented(this);
-    }
-  : enterCurrent;
+function enterScope(this: Job): unknown {
+  if (current !== undefined) return enterCurrent.call(this); // `current` must not answer in here
+  return instrument === undefined ? invoke(this) : instrumented(this);
+}
 
 function enterCurrent(this: Job): unknown {
   const previous = current;

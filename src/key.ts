@@ -38,10 +38,18 @@ function serialised(args: readonly unknown[]): string | undefined {
 /** Whether two fingerprints of the same function's calls are equal. */
 export function sameFingerprint(a: Fingerprint, b: Fingerprint): boolean {
   if (typeof a === 'string' || typeof b === 'string') return a === b;
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i];
-    const y = b[i];
+  return samePrimitives(a, b);
+}
+
+/**
+ * Whether `fingerprint` (a job's) is that of `args`, arguments that are all primitives, and so their own
+ * fingerprint: compared one by one in place.
+ */
+export function samePrimitives(fingerprint: Fingerprint | undefined, args: readonly unknown[]): boolean {
+  if (typeof fingerprint !== 'object' || fingerprint.length !== args.length) return false;
+  for (let i = 0; i < args.length; i++) {
+    const x = fingerprint[i];
+    const y = args[i];
     // biome-ignore lint/suspicious/noSelfCompare: NaN is the one value not equal to itself
     if (x !== y && (x === x || y === y)) return false;
   }
@@ -67,7 +75,7 @@ export function dedupeKey(fn: object, args: readonly unknown[]): string | undefi
  * it is made as a string first, a builtin call per argument); strings first, the commonest and cheapest
  * test (`typeof x === 'object'` checks null, undetectable objects and a range of types).
  */
-function allPrimitives(args: readonly unknown[]): boolean {
+export function allPrimitives(args: readonly unknown[]): boolean {
   for (let i = 0; i < args.length; i++) {
     const value = args[i];
     if (typeof value === 'string') continue;

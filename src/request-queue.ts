@@ -1,7 +1,14 @@
 import type { Context } from 'koa';
 import { captureCallSite } from './call-site.js';
 import { askedOf, Job, type JobGroup } from './job.js';
-import { type Fingerprint, fingerprintOf, keyOf, sameFingerprint } from './key.js';
+import {
+  allPrimitives,
+  type Fingerprint,
+  fingerprintOf,
+  keyOf,
+  sameFingerprint,
+  samePrimitives,
+} from './key.js';
 import type { ResponseOutcome } from './options.js';
 import { onResponseEnd, wasAborted } from './response-end.js';
 import type { Runner } from './runner.js';
@@ -57,25 +64,27 @@ export class RequestQueue implements JobGroup {
   }
 
   /**
-   * `ctx.raincheck()`. The common case written out in full: a deduped call made while the request is
-   * handled (no `callSite`, no `immediate`, fewer than INDEX_AFTER deduped jobs), which looks for an
-   * identical job and otherwise makes one to wait with the others for the response. Everything else in
-   * `#addOther`, which does the same in general.
+   * `ctx.raincheck()`. The common case written out in full: a deduped call whose arguments are all
+   * primitives, made while the request is handled (no `callSite`, no `immediate`, fewer than INDEX_AFTER
+   * deduped jobs), which looks for an identical job and otherwise makes one to wait with the others for the
+   * response. Such arguments are their own fingerprint. Everything else in `#addOther`, which does the same
+   * in general.
    */
   add(fn: (...args: readonly unknown[]) => unknown, args: readonly unknown[]): Scheduled {
     const runner = this.#runner;
-    if (!runner.plainCalls || this.#outcome !== undefined || this.#dedupedCount >= INDEX_AFTER) {
+    if (
+      !runner.plainCalls ||
+      this.#outcome !== undefined ||
+      this.#dedupedCount >= INDEX_AFTER ||
+      !allPrimitives(args)
+    ) {
       return this.#addOther(fn, args);
     }
-    const fingerprint = fingerprintOf(args);
-    if (fingerprint !== undefined) {
-      for (let job = this.#first; job !== undefined; job = job.nextInRequest) {
-        if (job.fn === fn && job.fingerprint !== undefined && sameFingerprint(job.fingerprint, fingerprint)) {
-          return this.#collapse(job);
-        }
-      }
-      this.#dedupedCount++;
+    for (let job = this.#first; job !== undefined; job = job.nextInRequest) {
+      if (job.fn === fn && samePrimitives(job.fingerprint, args)) return this.#collapse(job);
     }
+    this.#dedupedCount++;
+    const fingerprint = args;
     const job = new Job(fn, args, fingerprint, runner.settings.keepContext, this);
     this.unsettled++; // listed as busy since its first job: nothing settles before the response is over
     runner.admit(job);
