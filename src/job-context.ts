@@ -1,6 +1,6 @@
 import { AsyncLocalStorage, executionAsyncResource } from 'node:async_hooks';
 import { type Instrument, instrument } from './instrument.js';
-import { type Job, type JobGroup, JobScope } from './job.js';
+import { JOB, type Job, type JobGroup, type JobScope, scopeOf } from './job.js';
 
 /**
  * With `trackJobs: true`, the job being run and its request's queue (where its reports go), kept together:
@@ -13,7 +13,7 @@ interface Tracked {
 
 /**
  * The job whose function is being called right now, synchronously, when it runs without a scope of its own
- * (`keepContext: false`, or on a runtime whose `executionAsyncResource()` does not see the scope: Bun).
+ * (`keepContext: false`, or on a runtime where a scope does not answer for its job: see `scopeAnswers`).
  * A job run in its scope is found as the scope itself (`executionAsyncResource()`, see `runningJob()`), and
  * writes nothing here. Its reports go to its queue (`job.group`), which it is in until it settles.
  */
@@ -28,7 +28,7 @@ let current: Job | undefined;
  */
 let scopeAnswers = false;
 {
-  const probe = new JobScope(undefined as unknown as Job);
+  const probe = scopeOf(undefined as unknown as Job);
   probe.runInAsyncScope(() => {
     if (executionAsyncResource() !== probe) return;
     void Promise.resolve().then(() => {
@@ -107,7 +107,7 @@ export function currentReporter(): ((error: unknown) => void) | undefined {
 function runningJob(): Job | undefined {
   if (current !== undefined || !scopeAnswers) return current;
   const resource = executionAsyncResource();
-  return resource instanceof JobScope ? resource.job : undefined;
+  return (resource as JobScope)[JOB];
 }
 
 /**
