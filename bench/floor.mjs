@@ -33,6 +33,7 @@ export function floor({ keepContext = true } = {}) {
       fn,
       args,
       hash: undefined,
+      // The trigger id as a number, as the library gives it: cheaper than an options object.
       scope: keepContext ? new AsyncResource('floor', executionAsyncId()) : undefined,
     });
   }
