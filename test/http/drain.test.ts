@@ -77,6 +77,30 @@ describe('rc.drain({ timeout })', () => {
     expect(ran).to.deep.equal(['first', 'scheduled during drain']);
   });
 
+  it('names a late job of a request whose earlier jobs had all settled when it gives up', async () => {
+    const { app, rc } = appWith();
+    const release = deferred();
+    const lateScheduled = deferred();
+    app.use(async (ctx) => {
+      ctx.raincheck(function first() {});
+      // Once `first` has run, the request has no unsettled job left; then one more comes, late.
+      void rc.onIdle().then(() => {
+        ctx.raincheck(async function late() {
+          await release.promise;
+        });
+        lateScheduled.resolve();
+      });
+      ctx.body = 'ok';
+    });
+    await request(app.callback()).get('/').expect(200);
+    await lateScheduled.promise;
+    const result = await rc.drain({ timeout: 50 });
+    expect(result.drained).to.equal(false);
+    expect(result.unfinished.map((job) => [job.name, job.state])).to.deep.equal([['late', 'running']]);
+    release.resolve();
+    await rc.onIdle();
+  });
+
   it('gives up after its timeout with exactly the unfinished jobs, and aborts their signals', async () => {
     const { app, rc, errors } = appWith();
     const signals: AbortSignal[] = [];
