@@ -110,7 +110,7 @@ const TIMEOUT_SECONDS = Number(process.env.MATRIX_TIMEOUT ?? 600);
  * @param {string} command
  * @param {string[]} args
  * @param {Record<string, string>} extraEnv
- * @returns {Promise<{ passing: number, failing: number, code: number | null, seconds: number, timedOut: boolean }>}
+ * @returns {Promise<{ passing: number, failing: number, code: number | null, seconds: number, timedOut: boolean, failures: string }>}
  */
 function runSuite(label, command, args, extraEnv) {
   const started = performance.now();
@@ -165,9 +165,15 @@ function runSuite(label, command, args, extraEnv) {
         const all = [...text.matchAll(new RegExp(`^\\s*(\\d+) ${word}\\b`, 'gm'))];
         return Number(all.at(-1)?.[1] ?? 0);
       };
+      // Mocha's failure report (after its closing counts), repeated under the table: a CI log that keeps only
+      // its tail still names what failed and where.
+      const report = [...text.matchAll(/^\s*\d+ failing\b/gm)].at(-1);
+      const failures =
+        report === undefined ? '' : text.slice(report.index).trim().split('\n').slice(0, 60).join('\n');
       resolve({
         passing: count('passing'),
         failing: count('failing'),
+        failures,
         code,
         seconds: (performance.now() - started) / 1000,
         timedOut,
@@ -211,7 +217,7 @@ const targets = [
 ];
 
 const started = performance.now();
-/** @type {{ id: string, passing: number, failing: number, seconds: number, note: string }[]} */
+/** @type {{ id: string, passing: number, failing: number, seconds: number, note: string, failures?: string }[]} */
 const rows = [];
 for (const { id, label, prepare } of targets) {
   console.log(`\n=== ${label}: mocha ===`);
@@ -235,6 +241,7 @@ for (const { id, label, prepare } of targets) {
     passing: result.passing,
     failing: crashed ? 1 : result.failing,
     seconds: result.seconds,
+    failures: result.failures,
     note: result.timedOut
       ? `killed after ${TIMEOUT_SECONDS} s (MATRIX_TIMEOUT)`
       : crashed
@@ -244,6 +251,9 @@ for (const { id, label, prepare } of targets) {
           : '',
   });
 }
+
+for (const { id, failures } of rows)
+  if (failures) console.log(`\n=== what failed on ${id} (mocha's report, at most 60 lines) ===\n${failures}`);
 
 console.log('\n=== test matrix ===');
 const table = [['runtime', 'koa', 'passing', 'failing', 'time', '']];

@@ -5,15 +5,15 @@ import { raincheck } from '../../src/index.js';
 import { appWith, conservativeStack, deferred, gatedOn, gc } from '../helpers.js';
 
 /**
- * Lets the current job end (a WeakRef keeps its target until then), then collects garbage; with `ref`,
- * again (five rounds at most) while it still holds its target, for what lets go a turn later (a socket's
+ * Lets the current job end (a WeakRef keeps its target until then), then collects garbage; with `refs`,
+ * again (five rounds at most) while one of them still holds its target, for what lets go a turn later (a socket's
  * last events under load). A leak holds it through every round.
  */
-async function collectGarbage(ref?: WeakRef<object>): Promise<void> {
+async function collectGarbage(...refs: Array<WeakRef<object> | undefined>): Promise<void> {
   for (let round = 0; round < 5; round++) {
     await new Promise(setImmediate);
     gc();
-    if (ref === undefined || ref.deref() === undefined) return;
+    if (refs.every((ref) => ref?.deref() === undefined)) return;
   }
 }
 
@@ -112,11 +112,14 @@ describe(".coalesce({ ttl }) and memory, with Koa's asyncLocalStorage", () => {
       for (let id = 0; id < 20; id++) await request(app.callback()).get(`/?id=${id}`).expect(200);
       await rc.onIdle();
       expect(rc.stats).to.include({ succeeded: 20, coalesced: 0 });
-      await collectGarbage();
+      await collectGarbage(...refs);
+      // A leak keeps all 20. On Bun one may outlive gc() on a stale stack slot (conservativeStack): seen in
+      // CI and in one of three runs here, never two.
+      const allowed = gatedOn('bun', `one ctx of 20 allowed to survive gc(): ${conservativeStack}`) ? 1 : 0;
       expect(
         refs.filter((ref) => ref.deref() !== undefined),
         'ctx objects still reachable',
-      ).to.have.length(0);
+      ).to.have.length.at.most(allowed);
       // Within their ttl the jobs still absorb identical ones: what was let go is only what they no longer need.
       await request(app.callback()).get('/?id=7').expect(200);
       await rc.onIdle();
