@@ -1,5 +1,6 @@
 import type { Context } from 'koa';
 import { captureCallSite } from './call-site.js';
+import { instrument } from './instrument.js';
 import { askedOf, Job, type JobGroup } from './job.js';
 import {
   allPrimitives,
@@ -42,6 +43,11 @@ export class RequestQueue implements JobGroup {
   #loose: Job | undefined;
   /** Past INDEX_AFTER deduped jobs, they are looked up by key instead of one by one. */
   #dedupedCount = 0;
+  /**
+   * Below how many deduped jobs `add()` may take its common path: INDEX_AFTER while the request is handled,
+   * if its runner's calls are plain; 0 otherwise. One comparison on the hot path for the three conditions.
+   */
+  #plainBelow: number;
   #byKey: Map<string, Job> | undefined;
   #outcome: ResponseOutcome | undefined;
   /** With `runAsync: false`, the end of the chain that late jobs are appended to. */
@@ -56,6 +62,7 @@ export class RequestQueue implements JobGroup {
     this.nextBusy = undefined;
     this.ctx = ctx;
     this.#runner = runner;
+    this.#plainBelow = runner.plainCalls ? INDEX_AFTER : 0;
     runner.listBusy(this); // made for its first job
   }
 
@@ -71,25 +78,23 @@ export class RequestQueue implements JobGroup {
    * in general.
    */
   add(fn: (...args: readonly unknown[]) => unknown, args: readonly unknown[]): Scheduled {
+    if (this.#dedupedCount >= this.#plainBelow || !allPrimitives(args)) return this.#addOther(fn, args);
     const runner = this.#runner;
-    if (
-      !runner.plainCalls ||
-      this.#outcome !== undefined ||
-      this.#dedupedCount >= INDEX_AFTER ||
-      !allPrimitives(args)
-    ) {
-      return this.#addOther(fn, args);
-    }
     for (let job = this.#first; job !== undefined; job = job.nextInRequest) {
-      if (job.fn === fn && samePrimitives(job.fingerprint, args)) return this.#collapse(job);
+      if (job.fn === fn && samePrimitives(job.fingerprint, args)) {
+        job.collapsedCalls++;
+        runner.counts.deduped++;
+        return new Scheduled(job, true);
+      }
     }
     this.#dedupedCount++;
-    const fingerprint = args;
-    const job = new Job(fn, args, fingerprint, runner.settings.keepContext, this);
+    const job = new Job(fn, args, args, runner.keepContext, this);
     this.unsettled++; // listed as busy since its first job: nothing settles before the response is over
-    runner.admit(job);
-    if (this.#last === undefined) this.#first = job;
-    else this.#last.nextInRequest = job;
+    runner.counts.scheduled++; // runner.admit(), written out
+    if (instrument !== undefined) instrument.scheduled(job);
+    const last = this.#last;
+    if (last === undefined) this.#first = job;
+    else last.nextInRequest = job;
     this.#last = job;
     return new Scheduled(job, false);
   }
@@ -109,7 +114,7 @@ export class RequestQueue implements JobGroup {
       const earlier = this.#find(fn, fingerprint);
       if (earlier !== undefined) return this.#collapse(earlier);
     }
-    const job = new Job(fn, args, fingerprint, runner.settings.keepContext, this);
+    const job = new Job(fn, args, fingerprint, runner.keepContext, this);
     if (runner.settings.callSite) captureCallSite(askedOf(job));
     // A late job may find the request's earlier jobs all settled, and the request no longer listed.
     if (this.unsettled++ === 0) runner.listBusy(this);
@@ -150,6 +155,7 @@ export class RequestQueue implements JobGroup {
     };
     // Until now every job of the list was waiting for this; from here on add() releases each job itself.
     this.#outcome = outcome;
+    this.#plainBelow = 0;
     const first = this.#first;
     if (first !== undefined) this.#release(first, this.#last as Job, outcome, true);
   }
