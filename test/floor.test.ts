@@ -2,6 +2,8 @@
 // claims, checked over real HTTP like the library's.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import Koa from 'koa';
 import request from 'supertest';
@@ -60,5 +62,34 @@ describe('the floor middleware of the benchmark (bench/floor.mjs)', () => {
     const [error] = await reported;
     expect((error as Error).message).to.equal('job failed');
     expect(ran).to.deep.equal(['/ok']);
+  });
+
+  it('runs the jobs of a request whose client went away before the handler ended', async () => {
+    const app = appWithFloor();
+    let entered!: () => void;
+    const inHandler = new Promise<void>((resolve) => {
+      entered = resolve;
+    });
+    let ran!: () => void;
+    const jobRan = new Promise<void>((resolve) => {
+      ran = resolve;
+    });
+    app.use(async (ctx) => {
+      (ctx as unknown as { raincheck: Schedule }).raincheck.call(ctx, () => ran());
+      entered();
+      await once(ctx.res, 'close'); // the client is gone: the response is over before the handler ends
+      ctx.body = 'ok';
+    });
+    const server = app.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const req = http.get({ port: (server.address() as AddressInfo).port, host: '127.0.0.1' });
+      req.on('error', () => {}); // the abort below
+      await inHandler;
+      req.destroy();
+      await jobRan; // with a 'close' listener added only after the downstream settled, it never would
+    } finally {
+      server.close();
+    }
   });
 });
