@@ -2,6 +2,12 @@ import { AsyncResource, executionAsyncId } from 'node:async_hooks';
 import { callSiteOf } from './call-site.js';
 import { type Fingerprint, fingerprintOf, keyOf } from './key.js';
 
+// Read once, as the module loads: the CommonJS build reads an import from the required module's object on
+// every use, and on Node 24 node:async_hooks's takes a generic load (a LoadIC call, about 80 instructions)
+// for each, two per job. Constants cost nothing.
+const Scope = AsyncResource;
+const asyncId = executionAsyncId;
+
 /**
  * Where a job is in its life. Every job ends in exactly one of the last five; `'coalesced'`: it joined an
  * identical job of another request instead of running (see `Scheduled#coalesce()`).
@@ -67,7 +73,7 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
     // An AsyncResource, not AsyncLocalStorage.snapshot(): a few dozen ns against µs.
     if (keepContext) {
       // scopeOf(), written out: a job is made on V8's inlining budget (see RequestQueue#add).
-      const scope = new AsyncResource('koa-raincheck', executionAsyncId()) as JobScope;
+      const scope = new Scope('koa-raincheck', asyncId()) as JobScope;
       scope[JOB] = this as unknown as Job;
       this.scope = scope;
     } else this.scope = undefined;
@@ -199,7 +205,7 @@ export type JobScope = AsyncResource & { [JOB]?: Job };
  * registered unless one of them is installed.
  */
 export function scopeOf(job: Job): AsyncResource {
-  const scope = new AsyncResource('koa-raincheck', executionAsyncId()) as JobScope;
+  const scope = new Scope('koa-raincheck', asyncId()) as JobScope;
   scope[JOB] = job;
   return scope;
 }
