@@ -6,8 +6,8 @@
 // - a per-request list made on the first call only;
 // - dedupe by function identity and arguments, primitives compared in place, other values by a
 //   fingerprint (object-hash) made only when a candidate with the same function needs it;
-// - jobs start once the downstream has settled and the response has closed, only for a request that
-//   succeeded (downstream did not throw, status < 400);
+// - jobs start once the downstream has settled and the response is over (closed, or over already when
+//   the downstream settled), only for a request that succeeded (downstream did not throw, status < 400);
 // - a job's failure, thrown or rejected, goes to `app.emit('error')`, never to the client or the process;
 // - each job runs in its scheduling call's async context, through one AsyncResource (`keepContext`).
 import { AsyncResource, executionAsyncId } from 'node:async_hooks';
