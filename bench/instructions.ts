@@ -10,7 +10,8 @@
 // scenario; the median is reported), --parallel 2 (servers at once), --warmup 20000, --requests 2000,
 // --windows 5, --tolerance 0.005, --no-floors (each of S1-S3, S2K, S3K, S6 otherwise brings its floor F…), --dist DIR (a build other than dist/), --baselines-from FILE (take S0 and
 // S0A from an earlier run's JSON instead of counting them again), --json FILE
-// (bench/results/instructions.json), --node-flags / --valgrind-flags "..." (experiments only).
+// (bench/results/instructions.json, which bench/RESULTS.md is made from, for a run with no flag;
+// instructions.partial.json beside it for any other), --node-flags / --valgrind-flags "..." (experiments only).
 //
 // Each server is bench/server.mjs on the built dist/, run by plain node with the real JIT, under
 // `valgrind --tool=callgrind --instr-atstart=no --smc-check=all-non-file --separate-threads=yes`. Nothing is
@@ -717,10 +718,16 @@ export function renderProfileDiff(results: InstructionResults, top = 25): string
   return out.join('\n');
 }
 
+/**
+ * Where the figures go: bench/results/instructions.json, which bench/run.ts puts into bench/RESULTS.md, for
+ * the whole default count only; a run narrowed or changed by any flag or BENCH_* variable (an experiment)
+ * writes instructions.partial.json beside it unless `--json` says where, and leaves the results' file alone.
+ */
 function parseArgs(argv: string[]): InstructionOptions & { json: string } {
   const options: InstructionOptions & { json: string } = {
     json: path.join(benchDir, 'results', 'instructions.json'),
   };
+  let jsonGiven = false;
   const list = (value: string | undefined) => (value ?? '').split(',').filter(Boolean);
   // The same variables as `npm run bench` (bench/run.ts) reads, overridden by flags.
   if (process.env.BENCH_NODES) options.nodes = list(process.env.BENCH_NODES);
@@ -748,14 +755,18 @@ function parseArgs(argv: string[]): InstructionOptions & { json: string } {
     else if (arg === '--parallel') options.parallel = Number(value());
     else if (arg === '--profile') options.profile = true;
     else if (arg === '--no-floors') options.withoutFloors = true;
-    else if (arg === '--json') options.json = value();
-    else if (arg === '--dist') options.dist = value();
+    else if (arg === '--json') {
+      options.json = value();
+      jsonGiven = true;
+    } else if (arg === '--dist') options.dist = value();
     else if (arg === '--baselines-from')
       options.baselinesFrom = JSON.parse(readFileSync(value(), 'utf8')) as InstructionResults;
     else if (arg === '--node-flags') options.nodeFlags = value().split(' ').filter(Boolean);
     else if (arg === '--valgrind-flags') options.valgrindFlags = value().split(' ').filter(Boolean);
     else throw new TypeError(`Unknown argument \`${arg}\`; see the top of bench/instructions.ts`);
   }
+  if (!jsonGiven && (argv.length > 0 || process.env.BENCH_NODES))
+    options.json = path.join(benchDir, 'results', 'instructions.partial.json');
   return options;
 }
 
