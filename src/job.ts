@@ -71,12 +71,7 @@ export class Job<Args extends readonly unknown[] = readonly unknown[]> {
     this.collapsedCalls = 0;
     this.asked = undefined;
     // An AsyncResource, not AsyncLocalStorage.snapshot(): a few dozen ns against µs.
-    if (keepContext) {
-      // scopeOf(), written out: a job is made on V8's inlining budget (see RequestQueue#add).
-      const scope = new Scope('koa-raincheck', asyncId()) as JobScope;
-      scope[JOB] = this as unknown as Job;
-      this.scope = scope;
-    } else this.scope = undefined;
+    this.scope = keepContext ? scopeOf(this as unknown as Job) : undefined;
   }
 
   /** The function's name, for reports. */
