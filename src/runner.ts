@@ -82,7 +82,8 @@ export class Runner implements JobReports {
 
   /**
    * Counts a new job as pending, awaiting its response; it must later go to `runNow()` or `release()`. Its
-   * request counts it too (`group.unsettled`), and is listed (`listBusy()`).
+   * request counts it too (`group.unsettled`), and is listed (`listBusy()`). `RequestQueue#add` writes this
+   * and `countDeduped()` out in its common path: a change here is a change there.
    */
   admit(job: Job): void {
     this.counts.scheduled++;
