@@ -36,8 +36,8 @@ export const ablations: Readonly<Record<string, Ablation>> = {
     patches: [
       [
         'request-queue.js',
-        'runner.counts.deduped++;\n                return new scheduled_js_1.Scheduled(job, true);',
-        'runner.counts.deduped++;\n                return undefined;',
+        'this.#runner.countDeduped();\n        return new scheduled_js_1.Scheduled(earlier, true);',
+        'this.#runner.countDeduped();\n        return undefined;',
       ],
       [
         'request-queue.js',
@@ -49,11 +49,11 @@ export const ablations: Readonly<Record<string, Ablation>> = {
   stats: {
     what: 'the counts behind `stats` (calls, jobs scheduled, succeeded)',
     patches: [
-      ['request-queue.js', 'runner.counts.deduped++;', ''],
-      ['request-queue.js', 'runner.counts.scheduled++; // runner.admit(), written out', ''],
+      ['runner.js', 'this.#counts.deduped++;', ''],
+      ['runner.js', 'this.#counts.scheduled++;', ''],
       [
         'runner.js',
-        "if (state === 'succeeded') {\n            this.counts.succeeded++;\n        }",
+        "if (state === 'succeeded') {\n            this.#counts.succeeded++;\n        }",
         "if (state === 'succeeded') {\n        }",
       ],
     ],
@@ -66,7 +66,7 @@ export const ablations: Readonly<Record<string, Ablation>> = {
       ['runner.js', 'if (--group.unsettled === 0)\n            this.#busy.remove(group);', ''],
       [
         'runner.js',
-        'if (this.#idle.waiters.length !== 0 && this.counts.pending === 0)\n            this.#idle.wake();',
+        'if (this.#idle.waiters.length !== 0 && this.#counts.pending === 0)\n            this.#idle.wake();',
         '',
       ],
     ],
@@ -113,7 +113,7 @@ export const ablations: Readonly<Record<string, Ablation>> = {
         '',
       ],
       [
-        'request-queue.js',
+        'runner.js',
         'if (instrument_js_1.instrument !== undefined)\n            instrument_js_1.instrument.scheduled(job);',
         '',
       ],

@@ -8,8 +8,9 @@
 // Flags (defaults): --only S1,S2,S3,S2K,S3K,S6,S8 (all; each brings its baseline, S0 or S0A; BENCH_ONLY too),
 // --node current,24 (pinned versions or majors, or `current`; BENCH_NODES too), --reps 1 (servers per
 // scenario; the median is reported), --parallel 2 (servers at once), --warmup 20000, --requests 2000,
-// --windows 5, --tolerance 0.005, --no-floors (each of S1-S3, S2K, S3K, S6 otherwise brings its floor F…), --dist DIR (a build other than dist/), --baselines-from FILE (take S0 and
-// S0A from an earlier run's JSON instead of counting them again), --json FILE
+// --windows 5, --tolerance 0.005, --no-floors (each of S1-S3, S2K, S3K, S6 otherwise brings its floor F…),
+// --dist DIR (a build other than dist/), --baselines-from FILE (take S0 and S0A from an earlier run's JSON
+// instead of counting them again), --json FILE
 // (bench/results/instructions.json, which bench/RESULTS.md is made from, for a run with no flag;
 // instructions.partial.json beside it for any other), --node-flags / --valgrind-flags "..." (experiments only).
 //

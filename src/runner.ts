@@ -32,8 +32,7 @@ export class Runner implements JobReports {
   /** `settings.keepContext`, one load nearer: read for every new job. */
   readonly keepContext: boolean;
   readonly #slots: Slots;
-  /** @internal The counts behind `stats`; a queue's common path counts its calls here itself. */
-  readonly counts: Counts;
+  readonly #counts: Counts;
   readonly #busy = new BusyList();
   readonly #idle = new IdleWaiters();
   readonly #coalescing: Coalescing;
@@ -43,7 +42,7 @@ export class Runner implements JobReports {
   constructor(settings: Settings) {
     this.settings = settings;
     this.#slots = new Slots(settings.concurrency, settings.maxWaiting);
-    this.counts = new Counts(this.#slots);
+    this.#counts = new Counts(this.#slots);
     this.#coalescing = new Coalescing(settings.coalesce);
     this.#inOrder = settings.runAsync ? undefined : new InOrder();
     this.plainCalls = settings.dedupe && !settings.callSite && !settings.immediate;
@@ -52,22 +51,22 @@ export class Runner implements JobReports {
 
   /** Jobs scheduled and not yet settled (awaiting their response, waiting for a slot, or running). */
   get pending(): number {
-    return this.counts.pending;
+    return this.#counts.pending;
   }
 
   get stats(): RaincheckStats {
-    return this.counts.stats;
+    return this.#counts.stats;
   }
 
   /** Resolves when no job is pending; at once if none is. */
   onIdle(): Promise<void> {
-    if (this.counts.pending === 0) return Promise.resolve();
+    if (this.#counts.pending === 0) return Promise.resolve();
     return this.#idle.wait();
   }
 
   /** See `IdleWaiters#drain`. */
   drain(timeout: number): Promise<DrainResult> {
-    return this.#idle.drain(this.counts.pending, this.#busy, timeout);
+    return this.#idle.drain(this.#counts.pending, this.#busy, timeout);
   }
 
   /** @internal For `jobReporter()`: reports an error of a job without ending it. */
@@ -82,17 +81,16 @@ export class Runner implements JobReports {
 
   /**
    * Counts a new job as pending, awaiting its response; it must later go to `runNow()` or `release()`. Its
-   * request counts it too (`group.unsettled`), and is listed (`listBusy()`). `RequestQueue#add` writes this
-   * and `countDeduped()` out in its common path: a change here is a change there.
+   * request counts it too (`group.unsettled`), and is listed (`listBusy()`).
    */
   admit(job: Job): void {
-    this.counts.scheduled++;
+    this.#counts.scheduled++;
     if (instrument !== undefined) instrument.scheduled(job);
   }
 
   /** Counts a call collapsed into an earlier job. */
   countDeduped(): void {
-    this.counts.deduped++;
+    this.#counts.deduped++;
   }
 
   /** Runs a job right away (the `immediate` option), whatever the request's outcome. */
@@ -194,7 +192,7 @@ export class Runner implements JobReports {
   #coalesced(job: Job, ctx: Context): boolean {
     if (this.#coalescing.joins(job) === undefined) return false;
     job.state = 'coalesced';
-    this.counts.coalesced++;
+    this.#counts.coalesced++;
     publishEnd(job, undefined, undefined);
     if (instrument !== undefined) instrument.ended(job, ctx, undefined, undefined);
     this.#settle(job);
@@ -266,10 +264,10 @@ export class Runner implements JobReports {
     const slots = this.#slots;
     slots.running--;
     if (state === 'succeeded') {
-      this.counts.succeeded++;
+      this.#counts.succeeded++;
     } else {
-      if (state === 'failed') this.counts.failed++;
-      else this.counts.timedOut++;
+      if (state === 'failed') this.#counts.failed++;
+      else this.#counts.timedOut++;
       reportFailure(this.settings, error, job, ctx);
     }
     if (job.asked !== undefined) this.#coalescing.ended(job);
@@ -289,7 +287,7 @@ export class Runner implements JobReports {
   /** A job that is not run. `why`: the outcome `runWhen` said no to (or cancelled), or the overflow error. */
   #drop(job: Job, ctx: Context, why: ResponseOutcome | RaincheckOverflowError): void {
     job.state = 'dropped';
-    this.counts.dropped++;
+    this.#counts.dropped++;
     this.#coalescing.ended(job); // overflowed, or cancelled
     if (why instanceof Error) {
       reportFailure(this.settings, why, job, ctx);
@@ -316,7 +314,7 @@ export class Runner implements JobReports {
     if (job.asked !== undefined) settleCallSite(job);
     if (--group.unsettled === 0) this.#busy.remove(group);
     if (this.#inOrder !== undefined) this.#inOrder.settled(job);
-    if (this.#idle.waiters.length !== 0 && this.counts.pending === 0) this.#idle.wake();
+    if (this.#idle.waiters.length !== 0 && this.#counts.pending === 0) this.#idle.wake();
   }
 }
 
